@@ -1,0 +1,107 @@
+/* keys — see keys.h. */
+#include "aggregator/keys.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool keys_must_escape(unsigned char c)
+{
+    return c == '%' || c == ':' || c == '{' || c == '}' || c <= 0x20 || c == 0x7f;
+}
+
+void keys_escape(struct buf *b, const char *id)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        if (keys_must_escape(*p)) {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            buf_add(b, e, 3);
+        } else {
+            buf_addc(b, (char)*p);
+        }
+    }
+}
+
+static int keys_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *keys_unescape(const char *s, size_t n)
+{
+    char *out = xmalloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[o++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < n ? keys_hexval(s[i + 1]) : -1;
+        int lo = i + 2 < n ? keys_hexval(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+        }
+        out[o++] = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+uint64_t keys_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+void keys_owner_tag(struct buf *b, const char *prefix, enum keys_owner o, const char *shop,
+                    const char *agent)
+{
+    buf_adds(b, prefix);
+    buf_adds(b, o == KEYS_AGENT ? "{a:" : o == KEYS_TEAM ? "{t:" : "{u:");
+    keys_escape(b, shop);
+    if (o == KEYS_AGENT) {
+        buf_addc(b, ':');
+        keys_escape(b, agent);
+    }
+    buf_addc(b, '}');
+}
+
+void keys_partition_tag(struct buf *b, const char *prefix, const char *topic, int32_t partition)
+{
+    buf_adds(b, prefix);
+    buf_adds(b, "{p:");
+    keys_escape(b, topic);
+    buf_printf(b, ":%d}", (int)partition);
+}
+
+void keys_contact(struct buf *b, const char *prefix, const char *shop, const char *customer)
+{
+    struct buf id;
+    buf_init(&id);
+    keys_escape(&id, shop);
+    buf_addc(&id, ':');
+    keys_escape(&id, customer);
+    buf_adds(b, prefix);
+    buf_printf(b, "{c:%u}:", (unsigned)(keys_hash(id.data) % KEYS_CONTACT_BUCKETS));
+    buf_add(b, id.data, id.len);
+    buf_release(&id);
+}
+
+void keys_dedup(struct buf *b, const char *prefix, const char *event_id)
+{
+    buf_adds(b, prefix);
+    buf_printf(b, "{d:%u}:", (unsigned)(keys_hash(event_id) % KEYS_DEDUP_BUCKETS));
+    keys_escape(b, event_id);
+}

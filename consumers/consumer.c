@@ -1,0 +1,293 @@
+/* consumer — see consumer.h. */
+#include "consumers/consumer.h"
+#include "common/buf.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct consumer {
+    rd_kafka_t *rk;   /* consumer */
+    rd_kafka_t *prod; /* producer */
+    struct consumer_opts o;
+    rd_kafka_topic_partition_list_t *pending; /* refused assignment, retried */
+    int delivery_failures;
+};
+
+static int consumer_set(rd_kafka_conf_t *conf, const char *k, const char *v, bool secret,
+                        char *err, size_t errlen)
+{
+    char e[512];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        /* librdkafka's message may quote the value: keep secrets out. */
+        snprintf(err, errlen, "kafka.properties: '%s': %s", k,
+                 secret ? "rejected by librdkafka" : e);
+        return -1;
+    }
+    return 0;
+}
+
+static int consumer_do_assign(struct consumer *c, rd_kafka_topic_partition_list_t *parts)
+{
+    int64_t *offs = xcalloc((size_t)parts->cnt + 1, sizeof(*offs));
+    if (c->o.on_assign && c->o.on_assign(c->o.ud, parts, offs) < 0) {
+        free(offs);
+        return -1;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        parts->elems[i].offset = offs[i];
+    free(offs);
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, parts);
+    if (e)
+        log_msg(LOG_ERR, "kafka", "cannot assign partitions: %s", rd_kafka_err2str(e));
+    return 0;
+}
+
+static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct consumer *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_msg(LOG_INFO, "kafka", "partitions assigned count=%d", parts->cnt);
+        if (c->pending) {
+            rd_kafka_topic_partition_list_destroy(c->pending);
+            c->pending = NULL;
+        }
+        if (consumer_do_assign(c, parts) < 0) {
+            log_msg(LOG_WARN, "kafka", "assignment deferred: state store unavailable count=%d",
+                    parts->cnt);
+            c->pending = rd_kafka_topic_partition_list_copy(parts);
+            rd_kafka_assign(rk, NULL);
+        }
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        log_msg(LOG_INFO, "kafka", "partitions revoked count=%d", parts->cnt);
+        if (c->pending) {
+            rd_kafka_topic_partition_list_destroy(c->pending);
+            c->pending = NULL;
+        }
+        if (c->o.on_revoke)
+            c->o.on_revoke(c->o.ud, parts);
+        rd_kafka_assign(rk, NULL);
+        return;
+    }
+    log_msg(LOG_ERR, "kafka", "rebalance error: %s", rd_kafka_err2str(err));
+    rd_kafka_assign(rk, NULL);
+}
+
+bool consumer_assignment_pending(const struct consumer *c)
+{
+    return c->pending != NULL;
+}
+
+void consumer_retry_assignment(struct consumer *c)
+{
+    if (!c->pending)
+        return;
+    if (consumer_do_assign(c, c->pending) == 0) {
+        log_msg(LOG_NOTICE, "kafka", "deferred assignment done count=%d", c->pending->cnt);
+        rd_kafka_topic_partition_list_destroy(c->pending);
+        c->pending = NULL;
+    }
+}
+
+static void consumer_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct consumer *c = opaque;
+    if (m->err) {
+        c->delivery_failures++;
+        log_msg(LOG_ERR, "kafka", "delivery failed topic=%s: %s", rd_kafka_topic_name(m->rkt),
+                rd_kafka_err2str(m->err));
+    }
+}
+
+static void consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    enum log_level l = level <= 3 ? LOG_ERR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    log_msg(l, "rdkafka", "%s: %s", fac, buf);
+}
+
+static rd_kafka_conf_t *consumer_base_conf(const struct csm_config *cfg, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (consumer_set(conf, "bootstrap.servers", cfg->kafka_brokers, false, err, errlen) < 0)
+        goto fail;
+    for (size_t i = 0; i < cfg->kafka_props_n; i++)
+        if (consumer_set(conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value,
+                         cfg->kafka_props[i].secret, err, errlen) < 0)
+            goto fail;
+    rd_kafka_conf_set_log_cb(conf, consumer_log_cb);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+struct consumer *consumer_new(const struct consumer_opts *o, char *err, size_t errlen)
+{
+    const struct csm_config *cfg = o->cfg;
+    struct consumer *c = xcalloc(1, sizeof(*c));
+    c->o = *o;
+    char e[512];
+    rd_kafka_conf_t *conf = consumer_base_conf(cfg, err, errlen);
+    if (!conf)
+        goto fail;
+    static const struct {
+        const char *k, *v;
+    } fixed[] = {
+        {.k = "enable.auto.commit", .v = "false"},
+        {.k = "enable.auto.offset.store", .v = "false"},
+        {.k = "partition.assignment.strategy", .v = "range"},
+        {.k = "auto.offset.reset", .v = "earliest"},
+        {.k = "enable.partition.eof", .v = "false"},
+    };
+    if (consumer_set(conf, "group.id", cfg->kafka_group_id, false, err, errlen) < 0)
+        goto fail_conf;
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (consumer_set(conf, fixed[i].k, fixed[i].v, false, err, errlen) < 0)
+            goto fail_conf;
+    /* A 2.0.2 consumer stalls ~1 s each time its queue passes queued.min.messages. */
+    bool have_qmin = false;
+    for (size_t i = 0; i < cfg->kafka_props_n; i++)
+        if (strcmp(cfg->kafka_props[i].key, "queued.min.messages") == 0)
+            have_qmin = true;
+    if (!have_qmin && consumer_set(conf, "queued.min.messages", "1000000", false, err, errlen) < 0)
+        goto fail_conf;
+    rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!c->rk) {
+        snprintf(err, errlen, "cannot create kafka consumer: %s", e);
+        goto fail_conf;
+    }
+    conf = NULL; /* owned by rk now */
+    rd_kafka_poll_set_consumer(c->rk);
+
+    rd_kafka_conf_t *pconf = consumer_base_conf(cfg, err, errlen);
+    if (!pconf)
+        goto fail;
+    if (consumer_set(pconf, "linger.ms", "5", false, err, errlen) < 0 ||
+        consumer_set(pconf, "enable.idempotence", "true", false, err, errlen) < 0) {
+        rd_kafka_conf_destroy(pconf);
+        goto fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(pconf, consumer_dr);
+    rd_kafka_conf_set_opaque(pconf, c);
+    c->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, e, sizeof(e));
+    if (!c->prod) {
+        snprintf(err, errlen, "cannot create kafka producer: %s", e);
+        rd_kafka_conf_destroy(pconf);
+        goto fail;
+    }
+    const char *topics[] = {cfg->topic_chat, cfg->topic_orders, cfg->topic_reviews};
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(3);
+    for (int i = 0; i < 3; i++)
+        rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t se = rd_kafka_subscribe(c->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (se) {
+        snprintf(err, errlen, "cannot subscribe: %s", rd_kafka_err2str(se));
+        goto fail;
+    }
+    return c;
+fail_conf:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+fail:
+    consumer_destroy(c);
+    return NULL;
+}
+
+void consumer_destroy(struct consumer *c)
+{
+    if (!c)
+        return;
+    if (c->rk) {
+        rd_kafka_consumer_close(c->rk); /* leave the group first, then destroy */
+        rd_kafka_destroy(c->rk);
+    }
+    if (c->prod) {
+        rd_kafka_flush(c->prod, 10000);
+        rd_kafka_destroy(c->prod);
+    }
+    if (c->pending)
+        rd_kafka_topic_partition_list_destroy(c->pending);
+    free(c);
+}
+
+size_t consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, int max_wait_ms)
+{
+    size_t n = 0;
+    int wait = max_wait_ms;
+    while (n < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, n == 0 ? wait : 0);
+        if (!m) {
+            if (n > 0 || wait == 0)
+                break;
+            break;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_msg(LOG_WARN, "kafka", "consume error: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        msgs[n++] = m;
+    }
+    rd_kafka_poll(c->prod, 0);
+    return n;
+}
+
+int consumer_produce(struct consumer *c, const char *topic, const void *key, size_t keylen,
+                     const void *val, size_t len)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            c->prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, keylen),
+            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_END);
+        if (!e)
+            return 0;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            log_msg(LOG_ERR, "kafka", "cannot produce to '%s': %s", topic, rd_kafka_err2str(e));
+            return -1;
+        }
+        rd_kafka_poll(c->prod, 10);
+    }
+    return -1;
+}
+
+int consumer_flush(struct consumer *c, int timeout_ms)
+{
+    rd_kafka_resp_err_t e = rd_kafka_flush(c->prod, timeout_ms);
+    int failed = c->delivery_failures;
+    c->delivery_failures = 0;
+    return e || failed ? -1 : 0;
+}
+
+int64_t consumer_high_watermark(struct consumer *c, const char *topic, int32_t part)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(c->rk, topic, part, &lo, &hi))
+        return -1;
+    return hi;
+}
+
+void consumer_pause_all(struct consumer *c, bool pause)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(c->rk, &a) || !a)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(c->rk, a);
+    else
+        rd_kafka_resume_partitions(c->rk, a);
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+rd_kafka_t *consumer_handle(struct consumer *c)
+{
+    return c->rk;
+}

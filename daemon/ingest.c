@@ -1,0 +1,646 @@
+/* ingest — see ingest.h. One batch: decode every message (bad ones to the dead-letter
+ * topic), claim event ids (duplicates skipped), read the global watermark, run each
+ * partition's events through agg, attribute due orders, flush dead letters, then
+ * commit each partition (store_commit) and publish its watermark. Any Redis failure
+ * drops every in-memory partition cache and re-reads the partitions from the offsets
+ * stored in Redis: memory is only ever a cache of what Redis holds. */
+#include "daemon/ingest.h"
+#include "aggregator/agg.h"
+#include "aggregator/keys.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/map.h"
+#include "consumers/consumer.h"
+#include "consumers/decode.h"
+#include "daemon/rconn.h"
+#include "daemon/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct part {
+    char name[300]; /* "topic:partition" */
+    char *topic;
+    int32_t number;
+    enum event_topic kind;
+    struct agg_part *agg;
+    struct delta *delta;
+    int64_t committed; /* next offset to read as stored in Redis; -1 none */
+    uint64_t seq;
+    int64_t next;      /* offset after the last message processed in this batch */
+    int64_t wm_ms;     /* largest ts delivered */
+    int64_t last_delivery_ms; /* wall */
+    bool touched;
+};
+
+struct ingest {
+    const struct csm_config *cfg;
+    struct rconn *rc;
+    struct store *st;
+    struct consumer *kc;
+    struct agg_conf aconf;
+    struct map *parts; /* name -> struct part */
+    struct ingest_stats stats;
+    bool redis_ok, resync;
+    struct log_complaint redis_complaint;
+    int64_t next_tick_ms;
+    rd_kafka_message_t **msgs;
+};
+
+static enum event_topic ingest_topic_kind(const struct ingest *in, const char *topic)
+{
+    if (strcmp(topic, in->cfg->topic_chat) == 0)
+        return TOPIC_CHAT;
+    if (strcmp(topic, in->cfg->topic_orders) == 0)
+        return TOPIC_ORDERS;
+    return TOPIC_REVIEWS;
+}
+
+static void part_free(struct part *p)
+{
+    if (!p)
+        return;
+    agg_part_destroy(p->agg);
+    delta_destroy(p->delta);
+    free(p->topic);
+    free(p);
+}
+
+struct ingest *ingest_new(const struct csm_config *cfg, char *err, size_t errlen)
+{
+    struct ingest *in = xcalloc(1, sizeof(*in));
+    in->cfg = cfg;
+    struct rconn_opts ro = {
+        .url = cfg->redis_url,
+        .password = cfg->redis_password,
+        .function_lib = store_lua_library,
+    };
+    in->rc = rconn_new(&ro, err, errlen);
+    if (!in->rc) {
+        free(in);
+        return NULL;
+    }
+    in->st = store_new(in->rc, cfg->redis_key_prefix);
+    in->parts = map_new();
+    in->aconf = (struct agg_conf){
+        .prefix = cfg->redis_key_prefix,
+        .lateness_ms = cfg->lateness_ms,
+        .attribution_window_ms = cfg->attribution_window_ms,
+        .orphan_ms = cfg->dedup_window_ms,
+    };
+    for (int k = 0; k < PERIOD_KIND_COUNT; k++) {
+        in->aconf.kinds[k] = cfg->periods[k];
+        in->aconf.accept_ms[k] = cfg->lateness_ms;
+    }
+    in->msgs = xcalloc((size_t)cfg->batch_max_events, sizeof(*in->msgs));
+    return in;
+}
+
+static void ingest_drop_parts(struct ingest *in)
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (map_next(in->parts, &it, &k, &v))
+        part_free(v);
+    map_clear(in->parts);
+}
+
+void ingest_destroy(struct ingest *in)
+{
+    if (!in)
+        return;
+    consumer_destroy(in->kc);
+    ingest_drop_parts(in);
+    map_destroy(in->parts);
+    store_destroy(in->st);
+    rconn_destroy(in->rc);
+    free(in->msgs);
+    free(in);
+}
+
+const struct ingest_stats *ingest_stats(const struct ingest *in)
+{
+    return &in->stats;
+}
+
+bool ingest_ready(const struct ingest *in)
+{
+    return in->redis_ok && in->kc && !consumer_assignment_pending(in->kc);
+}
+
+static void ingest_redis_failed(struct ingest *in, const char *what, const char *err)
+{
+    in->stats.redis_errors++;
+    log_complain(&in->redis_complaint, LOG_ERR, "redis", "%s failed redis=%s: %s", what,
+                 rconn_describe(in->rc), err);
+    rconn_disconnect(in->rc);
+    in->redis_ok = false;
+    in->resync = true;
+}
+
+static void ingest_pending_cb(void *ud, const char *field, const char *value, size_t len)
+{
+    agg_part_load_pending(ud, field, value);
+}
+
+/* Reads one partition's stored state: heals its journal, loads meta and the orders
+ * waiting for attribution. 0/-1. */
+static int ingest_load_part(struct ingest *in, struct part *p, char *err, size_t errlen)
+{
+    struct store_partition_meta m;
+    if (store_partition_recover(in->st, p->topic, p->number, &m, err, errlen) < 0)
+        return -1;
+    p->committed = m.off;
+    p->seq = m.seq;
+    p->next = m.off;
+    agg_part_destroy(p->agg);
+    p->agg = agg_part_new(p->kind, p->topic, p->number);
+    if (p->kind == TOPIC_ORDERS) {
+        if (store_state_scan(in->st, p->topic, p->number, STORE_PEND, ingest_pending_cb, p->agg,
+                             err, errlen) < 0)
+            return -1;
+        /* Load the pending orders themselves. */
+        struct event *fake = NULL;
+        (void)fake;
+    }
+    return 0;
+}
+
+static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *parts,
+                            int64_t *offsets)
+{
+    struct ingest *in = ud;
+    char err[512];
+    if (!in->redis_ok)
+        return -1;
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        struct part *p = xcalloc(1, sizeof(*p));
+        snprintf(p->name, sizeof(p->name), "%s:%d", tp->topic, (int)tp->partition);
+        p->topic = xstrdup(tp->topic);
+        p->number = tp->partition;
+        p->kind = ingest_topic_kind(in, tp->topic);
+        p->delta = delta_new();
+        p->last_delivery_ms = clock_wall_ms();
+        if (ingest_load_part(in, p, err, sizeof(err)) < 0) {
+            part_free(p);
+            ingest_redis_failed(in, "loading partition state", err);
+            return -1;
+        }
+        offsets[i] = p->committed >= 0 ? p->committed : RD_KAFKA_OFFSET_BEGINNING;
+        part_free(map_put(in->parts, p->name, p));
+        log_msg(LOG_INFO, "ingest", "partition assigned partition=%s offset=%" PRId64, p->name,
+                p->committed);
+    }
+    return 0;
+}
+
+static void ingest_on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts)
+{
+    struct ingest *in = ud;
+    for (int i = 0; i < parts->cnt; i++) {
+        char name[300];
+        snprintf(name, sizeof(name), "%s:%d", parts->elems[i].topic, (int)parts->elems[i].partition);
+        part_free(map_del(in->parts, name));
+    }
+}
+
+int ingest_start(struct ingest *in, char *err, size_t errlen)
+{
+    if (!in->redis_ok) {
+        if (rconn_connect(in->rc, err, errlen) < 0)
+            return -1;
+        in->redis_ok = true;
+        log_complain_recovered(&in->redis_complaint, "redis", "redis reachable");
+    }
+    if (!in->kc) {
+        struct consumer_opts o = {
+            .cfg = in->cfg, .on_assign = ingest_on_assign, .on_revoke = ingest_on_revoke, .ud = in};
+        in->kc = consumer_new(&o, err, errlen);
+        if (!in->kc)
+            return -1;
+    }
+    return 0;
+}
+
+/* After a Redis failure: reconnect, re-read every assigned partition, and seek the
+ * consumer back to the stored offsets. */
+static void ingest_resync(struct ingest *in)
+{
+    char err[512];
+    if (!in->redis_ok) {
+        if (rconn_connect(in->rc, err, sizeof(err)) < 0) {
+            log_complain(&in->redis_complaint, LOG_ERR, "redis", "cannot reconnect: %s", err);
+            return;
+        }
+        in->redis_ok = true;
+        log_complain_recovered(&in->redis_complaint, "redis", "redis reachable");
+    }
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (map_next(in->parts, &it, &k, &v)) {
+        struct part *p = v;
+        if (ingest_load_part(in, p, err, sizeof(err)) < 0) {
+            ingest_redis_failed(in, "reloading partition state", err);
+            return;
+        }
+        delta_reset(p->delta);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, p->topic, p->number)->offset =
+            p->committed >= 0 ? p->committed : RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(consumer_handle(in->kc), l, 5000);
+        if (e) {
+            log_msg(LOG_ERR, "kafka", "cannot seek partition=%s: %s", p->name,
+                    rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (consumer_assignment_pending(in->kc))
+        consumer_retry_assignment(in->kc);
+    in->resync = false;
+    log_msg(LOG_NOTICE, "ingest", "resumed from stored offsets partitions=%zu",
+            map_size(in->parts));
+}
+
+struct dead_ctx {
+    struct ingest *in;
+    struct part *p;
+};
+
+static void ingest_dead(struct ingest *in, enum dl_reason reason, const char *detail,
+                        const char *topic, int32_t part, int64_t offset, const void *raw,
+                        size_t len)
+{
+    in->stats.deadletters[reason]++;
+    char *rec = decode_deadletter_json(reason, detail, topic, part, offset, clock_wall_ms(), raw,
+                                       len);
+    if (!rec)
+        return;
+    consumer_produce(in->kc, in->cfg->topic_deadletter, NULL, 0, rec, strlen(rec));
+    log_msg(LOG_DEBUG, "ingest", "dead letter reason=%s topic=%s partition=%d offset=%" PRId64
+            " detail=\"%s\"", dl_reason_name(reason), topic, (int)part, offset, detail);
+    free(rec);
+}
+
+static void ingest_dead_cb(void *ud, int orphan, const char *detail, int64_t offset,
+                           const void *raw, size_t rawlen)
+{
+    struct dead_ctx *dc = ud;
+    ingest_dead(dc->in, orphan ? DL_ORPHAN : DL_LATE, detail, dc->p->topic, dc->p->number, offset,
+                raw, rawlen);
+}
+
+static struct part *ingest_part_of(struct ingest *in, const rd_kafka_message_t *m)
+{
+    char name[300];
+    snprintf(name, sizeof(name), "%s:%d", rd_kafka_topic_name(m->rkt), (int)m->partition);
+    return map_get(in->parts, name);
+}
+
+/* Loads the state records this batch's events need. 0/-1. */
+static int ingest_prefetch(struct ingest *in, struct part *p, const struct event *evs, size_t n,
+                           char *err, size_t errlen)
+{
+    size_t nm = 0;
+    char **ids = agg_part_missing(p->agg, evs, n, &nm);
+    int rc = 0;
+    if (nm) {
+        char **vals = xcalloc(nm, sizeof(*vals));
+        size_t *lens = xcalloc(nm, sizeof(*lens));
+        enum store_state which = p->kind == TOPIC_CHAT ? STORE_CONV : STORE_ORD;
+        rc = store_state_get(in->st, p->topic, p->number, which, nm, (const char *const *)ids,
+                             vals, lens, err, errlen);
+        for (size_t i = 0; i < nm; i++) {
+            if (rc == 0 && agg_part_load(p->agg, ids[i], vals[i], lens[i]) < 0)
+                log_msg(LOG_ERR, "ingest", "malformed state record partition=%s id=\"%s\"",
+                        p->name, ids[i]);
+            free(vals[i]);
+        }
+        free(vals);
+        free(lens);
+    }
+    for (size_t i = 0; i < nm; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}
+
+/* Publishes our partitions' watermarks and reads the global one. */
+static int ingest_watermark(struct ingest *in, char *err, size_t errlen)
+{
+    int64_t now = clock_wall_ms();
+    size_t n = map_size(in->parts);
+    struct store_wm_part *wp = xcalloc(n + 1, sizeof(*wp));
+    size_t it = 0, i = 0;
+    const char *k;
+    void *v;
+    while (map_next(in->parts, &it, &k, &v)) {
+        struct part *p = v;
+        int64_t hi = consumer_high_watermark(in->kc, p->topic, p->number);
+        int64_t pos = p->committed < 0 ? 0 : p->committed;
+        bool caught_up = hi >= 0 && pos >= hi;
+        bool idle = caught_up && now - p->last_delivery_ms >= in->cfg->idle_timeout_ms;
+        wp[i++] = (struct store_wm_part){
+            .name = p->name, .wm_ms = p->wm_ms, .idle_until_ms = idle ? now + 5000 : 0};
+    }
+    int64_t g = in->stats.global_wm_ms;
+    int rc = store_wm(in->st, now, in->cfg->idle_timeout_ms > 0, i, wp, &g, err, errlen);
+    free(wp);
+    if (rc == 0)
+        in->stats.global_wm_ms = g;
+    return rc;
+}
+
+/* Orders whose created ts the watermark passed: look up contacts, attribute. */
+static int ingest_attribute(struct ingest *in, struct part *p, char *err, size_t errlen)
+{
+    struct agg_due *due = NULL;
+    size_t n = agg_part_due(p->agg, in->stats.global_wm_ms, &due);
+    if (n == 0) {
+        free(due);
+        return 0;
+    }
+    const char **shops = xcalloc(n, sizeof(*shops)), **custs = xcalloc(n, sizeof(*custs));
+    int64_t *ts = xcalloc(n, sizeof(*ts));
+    char **agents = xcalloc(n, sizeof(*agents));
+    char **ids = xcalloc(n, sizeof(*ids));
+    for (size_t i = 0; i < n; i++) {
+        shops[i] = due[i].shop;
+        custs[i] = due[i].customer;
+        ts[i] = due[i].ts_ms;
+        ids[i] = xstrdup(due[i].order_id);
+    }
+    int rc = store_contact_latest(in->st, n, shops, custs, ts, in->cfg->attribution_window_ms,
+                                  agents, err, errlen);
+    struct agg_ctx c = {.conf = &in->aconf,
+                        .wm_ms = in->stats.global_wm_ms,
+                        .now_ms = clock_wall_ms(),
+                        .d = p->delta};
+    struct dead_ctx dc = {.in = in, .p = p};
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0)
+            agg_attribute(&c, p->agg, ids[i], agents[i], ingest_dead_cb, &dc);
+        free(agents[i]);
+        free(ids[i]);
+    }
+    p->touched = true;
+    free(shops);
+    free(custs);
+    free(ts);
+    free(agents);
+    free(ids);
+    free(due);
+    return rc;
+}
+
+static int ingest_commit_part(struct ingest *in, struct part *p, char *err, size_t errlen)
+{
+    struct agg_kv *kv[2];
+    size_t nkv[2];
+    struct store_batch b = {
+        .topic = p->topic,
+        .part = p->number,
+        .expected_off = p->committed,
+        .new_off = p->next,
+        .seq = p->seq + 1,
+        .delta = p->delta,
+    };
+    struct store_kv *skv[2];
+    for (int w = 0; w < 2; w++) {
+        nkv[w] = agg_part_dirty(p->agg, w, &kv[w]);
+        skv[w] = xcalloc(nkv[w] + 1, sizeof(*skv[w]));
+        for (size_t i = 0; i < nkv[w]; i++)
+            skv[w][i] = (struct store_kv){
+                .field = kv[w][i].field, .value = kv[w][i].value, .len = kv[w][i].len};
+        /* agg_part_dirty reuses its array: copy out before the next call */
+        for (size_t i = 0; i < nkv[w]; i++)
+            skv[w][i].value = kv[w][i].value ? xstrndup(kv[w][i].value, kv[w][i].len) : NULL;
+        for (size_t i = 0; i < nkv[w]; i++)
+            skv[w][i].field = xstrdup(kv[w][i].field);
+    }
+    enum store_state st0 = p->kind == TOPIC_CHAT ? STORE_CONV : STORE_ORD;
+    b.state[st0] = skv[0];
+    b.nstate[st0] = nkv[0];
+    b.state[STORE_PEND] = skv[1];
+    b.nstate[STORE_PEND] = nkv[1];
+    int rc = store_commit(in->st, &b, err, errlen);
+    for (int w = 0; w < 2; w++) {
+        for (size_t i = 0; i < nkv[w]; i++) {
+            free((char *)skv[w][i].value);
+            free((char *)skv[w][i].field);
+        }
+        free(skv[w]);
+    }
+    if (rc == 0) {
+        p->committed = p->next;
+        p->seq++;
+        agg_part_clean(p->agg);
+        delta_reset(p->delta);
+        in->stats.commits++;
+    }
+    return rc;
+}
+
+static void ingest_process(struct ingest *in, size_t n)
+{
+    char err[512];
+    int64_t now = clock_wall_ms();
+    struct event *evs = xcalloc(n + 1, sizeof(*evs));
+    bool *ok = xcalloc(n + 1, sizeof(*ok));
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    char **claims = xcalloc(n + 1, sizeof(*claims));
+    size_t *idx = xcalloc(n + 1, sizeof(*idx));
+    bool *dup = xcalloc(n + 1, sizeof(*dup));
+    size_t nids = 0;
+    struct decode_opts dopt = {.now_ms = now, .max_future_ms = in->cfg->max_future_ms};
+
+    /* 1. decode; bad messages to the dead-letter topic */
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = in->msgs[i];
+        struct part *p = ingest_part_of(in, m);
+        if (!p)
+            continue; /* revoked meanwhile: the next owner reads it */
+        char detail[256] = "";
+        enum dl_reason r = decode_event(p->kind, m->payload, m->len, &dopt, &evs[i], detail,
+                                        sizeof(detail));
+        if (r != DL_NONE) {
+            ingest_dead(in, r, detail, p->topic, p->number, m->offset, m->payload, m->len);
+            continue;
+        }
+        ok[i] = true;
+        ids[nids] = evs[i].event_id;
+        char claim[320];
+        snprintf(claim, sizeof(claim), "%s:%" PRId64, p->name, m->offset);
+        claims[nids] = xstrdup(claim);
+        idx[nids++] = i;
+    }
+    /* 2. dedup claims */
+    if (store_dedup(in->st, nids, ids, (const char *const *)claims, in->cfg->dedup_window_ms,
+                    dup, err, sizeof(err)) < 0) {
+        ingest_redis_failed(in, "dedup", err);
+        goto out;
+    }
+    for (size_t k = 0; k < nids; k++)
+        if (dup[k]) {
+            ok[idx[k]] = false;
+            in->stats.duplicates++;
+        }
+    /* 3. global watermark */
+    if (ingest_watermark(in, err, sizeof(err)) < 0) {
+        ingest_redis_failed(in, "watermark", err);
+        goto out;
+    }
+    /* 4. per partition: prefetch state, aggregate in offset order */
+    struct agg_ctx c = {.conf = &in->aconf, .wm_ms = in->stats.global_wm_ms, .now_ms = now};
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (map_next(in->parts, &it, &k, &v)) {
+        struct part *p = v;
+        struct event *pe = xcalloc(n + 1, sizeof(*pe));
+        size_t np = 0;
+        for (size_t i = 0; i < n; i++)
+            if (ok[i] && ingest_part_of(in, in->msgs[i]) == p)
+                pe[np++] = evs[i]; /* shallow: arenas stay owned by evs */
+        if (np && ingest_prefetch(in, p, pe, np, err, sizeof(err)) < 0) {
+            free(pe);
+            ingest_redis_failed(in, "reading partition state", err);
+            goto out;
+        }
+        free(pe);
+    }
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = in->msgs[i];
+        struct part *p = ingest_part_of(in, m);
+        if (!p)
+            continue;
+        p->next = m->offset + 1;
+        p->touched = true;
+        p->last_delivery_ms = now;
+        if (!ok[i])
+            continue;
+        c.d = p->delta;
+        struct agg_result res;
+        agg_event(&c, p->agg, &evs[i], m->offset, m->payload, m->len, &res);
+        if (evs[i].ts_ms > p->wm_ms)
+            p->wm_ms = evs[i].ts_ms;
+        in->stats.events++;
+        if (res.late)
+            ingest_dead(in, DL_LATE, res.detail, p->topic, p->number, m->offset, m->payload,
+                        m->len);
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        event_release(&evs[i]);
+    for (size_t k2 = 0; k2 < nids; k2++)
+        free(claims[k2]);
+    free(evs);
+    free(ok);
+    free(ids);
+    free(claims);
+    free(idx);
+    free(dup);
+}
+
+/* Attribution, orphans, dead-letter flush, commits, watermark publication. */
+static void ingest_finish(struct ingest *in, bool tick)
+{
+    char err[512];
+    if (!in->redis_ok)
+        return;
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (map_next(in->parts, &it, &k, &v)) {
+        struct part *p = v;
+        if (p->kind != TOPIC_ORDERS)
+            continue;
+        if (ingest_attribute(in, p, err, sizeof(err)) < 0) {
+            ingest_redis_failed(in, "reading contacts", err);
+            return;
+        }
+        if (tick) {
+            struct agg_ctx c = {.conf = &in->aconf,
+                                .wm_ms = in->stats.global_wm_ms,
+                                .now_ms = clock_wall_ms(),
+                                .d = p->delta};
+            struct dead_ctx dc = {.in = in, .p = p};
+            agg_part_expire(&c, p->agg, ingest_dead_cb, &dc);
+            p->touched = true;
+        }
+    }
+    /* Dead letters must be in Kafka before the offsets that produced them move on. */
+    if (consumer_flush(in->kc, 30000) < 0) {
+        log_msg(LOG_ERR, "ingest", "dead-letter delivery failed; batch not committed, re-reading");
+        in->resync = true;
+        return;
+    }
+    it = 0;
+    while (map_next(in->parts, &it, &k, &v)) {
+        struct part *p = v;
+        if (!p->touched)
+            continue;
+        int rc = ingest_commit_part(in, p, err, sizeof(err));
+        if (rc == 1) {
+            in->stats.fenced++;
+            log_msg(LOG_WARN, "ingest", "%s; re-reading from the stored offset", err);
+            in->resync = true;
+        } else if (rc < 0) {
+            ingest_redis_failed(in, "commit", err);
+            return;
+        }
+        p->touched = false;
+    }
+    if (ingest_watermark(in, err, sizeof(err)) < 0)
+        ingest_redis_failed(in, "watermark", err);
+}
+
+void ingest_step(struct ingest *in)
+{
+    if (!in->kc) {
+        char err[512];
+        if (ingest_start(in, err, sizeof(err)) < 0)
+            log_complain(&in->redis_complaint, LOG_ERR, "ingest", "cannot start: %s", err);
+        return;
+    }
+    if (in->resync || !in->redis_ok) {
+        consumer_pause_all(in->kc, true);
+        ingest_resync(in);
+        if (in->resync || !in->redis_ok) {
+            /* keep the group membership alive while Redis is away */
+            size_t n = consumer_poll(in->kc, in->msgs, (size_t)in->cfg->batch_max_events, 200);
+            for (size_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(in->msgs[i]);
+            return;
+        }
+        consumer_pause_all(in->kc, false);
+    }
+    if (consumer_assignment_pending(in->kc))
+        consumer_retry_assignment(in->kc);
+    size_t n = consumer_poll(in->kc, in->msgs, (size_t)in->cfg->batch_max_events,
+                             (int)in->cfg->batch_max_wait_ms);
+    int64_t mono = clock_mono_ms();
+    bool tick = mono >= in->next_tick_ms;
+    if (n > 0) {
+        in->stats.batches++;
+        ingest_process(in, n);
+    }
+    if (n > 0 || tick) {
+        if (tick)
+            in->next_tick_ms = mono + 1000;
+        if (tick && n == 0) {
+            char err[512];
+            if (ingest_watermark(in, err, sizeof(err)) < 0)
+                ingest_redis_failed(in, "watermark", err);
+        }
+        ingest_finish(in, tick);
+    }
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(in->msgs[i]);
+}

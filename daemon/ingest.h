@@ -1,0 +1,36 @@
+/* ingest — csmetricsd's main loop work: Kafka batches through decode, dedup and the
+ * aggregation engine into Redis with the exactly-once protocol of store.h, watermarks,
+ * order attribution once the global watermark passes an order, dead letters.
+ * All state hangs off struct ingest; no globals. */
+#ifndef CSM_DAEMON_INGEST_H
+#define CSM_DAEMON_INGEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct ingest;
+
+struct ingest_stats {
+    uint64_t events;                      /* applied */
+    uint64_t duplicates;
+    uint64_t deadletters[16];             /* by enum dl_reason */
+    uint64_t batches, commits, fenced, redis_errors;
+    int64_t global_wm_ms;
+};
+
+/* cfg is borrowed and must outlive the ingest. Connects nothing yet. */
+struct ingest *ingest_new(const struct csm_config *cfg, char *err, size_t errlen);
+void ingest_destroy(struct ingest *in); /* closes the consumer (leaves the group) */
+
+/* Connects Redis (retrying with back-off is the caller's loop) and Kafka. 0/-1. */
+int ingest_start(struct ingest *in, char *err, size_t errlen);
+/* One iteration: poll a batch (up to batch_max_wait), process, commit; periodic
+ * watermark/attribution work. Never fails: outages are logged, counted, retried. */
+void ingest_step(struct ingest *in);
+/* true once Redis and Kafka have been reached and state is healthy. */
+bool ingest_ready(const struct ingest *in);
+const struct ingest_stats *ingest_stats(const struct ingest *in);
+
+#endif

@@ -1,0 +1,661 @@
+/* store — see store.h. Replies are checked for type before use: Redis is the outside
+ * world. Round trips per batch: one for the commit, one for the applies and done. */
+#include "daemon/store.h"
+#include "aggregator/keys.h"
+#include "common/buf.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store {
+    struct rconn *rc;
+    char *prefix;
+    struct buf k1, k2, k3;
+};
+
+static const char *const store_state_names[STORE_STATE_COUNT] = {
+    [STORE_CONV] = ":conv", [STORE_ORD] = ":ord", [STORE_PEND] = ":pend"};
+
+struct store *store_new(struct rconn *rc, const char *prefix)
+{
+    struct store *s = xcalloc(1, sizeof(*s));
+    s->rc = rc;
+    s->prefix = xstrdup(prefix);
+    return s;
+}
+
+void store_destroy(struct store *s)
+{
+    if (!s)
+        return;
+    free(s->prefix);
+    buf_release(&s->k1);
+    buf_release(&s->k2);
+    buf_release(&s->k3);
+    free(s);
+}
+
+const char *store_prefix(const struct store *s)
+{
+    return s->prefix;
+}
+
+/* A growable argv for one command. */
+struct argv {
+    const char **v;
+    size_t *len;
+    size_t n, cap;
+    struct buf nums; /* numbers formatted in place; offsets fixed up at send */
+};
+
+static void argv_push(struct argv *a, const char *s, size_t n)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 32;
+        a->v = xrealloc(a->v, a->cap * sizeof(*a->v));
+        a->len = xrealloc(a->len, a->cap * sizeof(*a->len));
+    }
+    a->v[a->n] = s;
+    a->len[a->n] = n;
+    a->n++;
+}
+
+static void argv_pushs(struct argv *a, const char *s)
+{
+    argv_push(a, s, strlen(s));
+}
+
+static void argv_release(struct argv *a)
+{
+    free(a->v);
+    free(a->len);
+    *a = (struct argv){0};
+}
+
+static void store_append(struct store *s, struct argv *a)
+{
+    rconn_append(s->rc, (int)a->n, a->v, a->len);
+}
+
+static int store_reply_error(const redisReply *r, char *err, size_t errlen, const char *what)
+{
+    if (!r) {
+        snprintf(err, errlen, "%s: no reply", what);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s: %s", what, r->str);
+        return -1;
+    }
+    return 0;
+}
+
+static void store_meta_keys(struct store *s, const char *topic, int32_t part)
+{
+    buf_reset(&s->k1);
+    keys_partition_tag(&s->k1, s->prefix, topic, part);
+    buf_reset(&s->k2);
+    buf_add(&s->k2, s->k1.data, s->k1.len);
+    buf_adds(&s->k1, ":meta");
+    buf_adds(&s->k2, ":journal");
+}
+
+/* Appends the csm_apply call of one group. */
+static void store_append_apply(struct store *s, const struct delta_group *g, const char *pid,
+                               const char *seq)
+{
+    struct argv a = {0};
+    char nkeys[24];
+    struct buf fence;
+    buf_init(&fence);
+    buf_adds(&fence, g->tag);
+    buf_adds(&fence, ":fence");
+    snprintf(nkeys, sizeof(nkeys), "%zu", g->nkeys + 1);
+    argv_pushs(&a, "FCALL");
+    argv_pushs(&a, "csm_apply");
+    argv_pushs(&a, nkeys);
+    argv_push(&a, fence.data, fence.len);
+    for (size_t i = 0; i < g->nkeys; i++)
+        argv_pushs(&a, g->keys[i]);
+    argv_pushs(&a, pid);
+    argv_pushs(&a, seq);
+    for (size_t i = 0; i < g->nargs; i++)
+        argv_push(&a, g->args[i], g->arglens[i]);
+    store_append(s, &a);
+    argv_release(&a);
+    buf_release(&fence);
+}
+
+struct store_replay {
+    struct store *s;
+    const char *pid, *seq;
+    size_t n;
+};
+
+static int store_replay_group(void *ud, const struct delta_group *g)
+{
+    struct store_replay *r = ud;
+    store_append_apply(r->s, g, r->pid, r->seq);
+    r->n++;
+    return 0;
+}
+
+static int store_exec_all(struct store *s, char *err, size_t errlen, const char *what)
+{
+    redisReply **rep = NULL;
+    size_t n = 0;
+    if (rconn_exec(s->rc, &rep, &n, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = store_reply_error(rep[i], err, errlen, what);
+    rconn_replies_free(rep, n);
+    return rc;
+}
+
+int store_partition_recover(struct store *s, const char *topic, int32_t part,
+                            struct store_partition_meta *m, char *err, size_t errlen)
+{
+    store_meta_keys(s, topic, part);
+    char *meta = xstrdup(s->k1.data), *journal = xstrdup(s->k2.data);
+    int rc = -1;
+    redisReply *r = rconn_command(s->rc, err, errlen, "HMGET %s off seq jseq", meta);
+    redisReply *j = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        if (r)
+            snprintf(err, errlen, "unexpected reply reading '%s'", meta);
+        goto out;
+    }
+    m->off = r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10) : -1;
+    m->seq = r->element[1]->type == REDIS_REPLY_STRING ? strtoull(r->element[1]->str, NULL, 10) : 0;
+    if (r->element[2]->type == REDIS_REPLY_STRING) {
+        const char *jseq = r->element[2]->str;
+        j = rconn_command(s->rc, err, errlen, "GET %s", journal);
+        if (!j)
+            goto out;
+        if (j->type == REDIS_REPLY_STRING) {
+            char pid[256];
+            snprintf(pid, sizeof(pid), "%s:%d", topic, (int)part);
+            struct store_replay rp = {.s = s, .pid = pid, .seq = jseq};
+            if (delta_decode_groups(j->str, j->len, store_replay_group, &rp) < 0) {
+                snprintf(err, errlen, "malformed journal '%s'", journal);
+                goto out;
+            }
+            if (store_exec_all(s, err, errlen, "replaying journal") < 0)
+                goto out;
+        }
+        redisReply *d = rconn_command(s->rc, err, errlen, "FCALL csm_done 2 %s %s %s", meta,
+                                      journal, jseq);
+        if (!d)
+            goto out;
+        freeReplyObject(d);
+    }
+    rc = 0;
+out:
+    if (r)
+        freeReplyObject(r);
+    if (j)
+        freeReplyObject(j);
+    free(meta);
+    free(journal);
+    return rc;
+}
+
+int store_dedup(struct store *s, size_t n, const char *const *ids, const char *const *claims,
+                int64_t ttl_ms, bool *dup, char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    /* One call per dedup bucket (one hash tag each). */
+    size_t *order = xmalloc(n * sizeof(*order));
+    unsigned *bucket = xmalloc(n * sizeof(*bucket));
+    char **keys = xmalloc(n * sizeof(*keys));
+    for (size_t i = 0; i < n; i++) {
+        bucket[i] = (unsigned)(keys_hash(ids[i]) % KEYS_DEDUP_BUCKETS);
+        buf_reset(&s->k1);
+        keys_dedup(&s->k1, s->prefix, ids[i]);
+        keys[i] = xstrdup(s->k1.data);
+    }
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    size_t calls = 0;
+    size_t *callidx = xmalloc((KEYS_DEDUP_BUCKETS + 1) * sizeof(*callidx));
+    size_t no = 0;
+    for (unsigned b = 0; b < KEYS_DEDUP_BUCKETS; b++) {
+        struct argv a = {0};
+        size_t start = no;
+        for (size_t i = 0; i < n; i++)
+            if (bucket[i] == b)
+                order[no++] = i;
+        if (no == start)
+            continue;
+        char nk[24];
+        snprintf(nk, sizeof(nk), "%zu", no - start);
+        argv_pushs(&a, "FCALL");
+        argv_pushs(&a, "csm_dedup");
+        argv_pushs(&a, nk);
+        for (size_t k = start; k < no; k++)
+            argv_pushs(&a, keys[order[k]]);
+        argv_pushs(&a, ttl);
+        for (size_t k = start; k < no; k++)
+            argv_pushs(&a, claims[order[k]]);
+        store_append(s, &a);
+        argv_release(&a);
+        callidx[calls++] = start;
+    }
+    callidx[calls] = no;
+    redisReply **rep = NULL;
+    size_t nr = 0;
+    int rc = rconn_exec(s->rc, &rep, &nr, err, errlen);
+    for (size_t c = 0; rc == 0 && c < nr; c++) {
+        redisReply *r = rep[c];
+        if (store_reply_error(r, err, errlen, "dedup") < 0 || r->type != REDIS_REPLY_ARRAY ||
+            r->elements != callidx[c + 1] - callidx[c]) {
+            if (r && r->type != REDIS_REPLY_ERROR)
+                snprintf(err, errlen, "dedup: unexpected reply");
+            rc = -1;
+            break;
+        }
+        for (size_t k = 0; k < r->elements; k++)
+            dup[order[callidx[c] + k]] = r->element[k]->integer == 1;
+    }
+    rconn_replies_free(rep, nr);
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(order);
+    free(bucket);
+    free(callidx);
+    return rc;
+}
+
+static void store_state_key(struct store *s, struct buf *b, const char *topic, int32_t part,
+                            enum store_state which)
+{
+    buf_reset(b);
+    keys_partition_tag(b, s->prefix, topic, part);
+    buf_adds(b, store_state_names[which]);
+}
+
+int store_state_get(struct store *s, const char *topic, int32_t part, enum store_state which,
+                    size_t n, const char *const *fields, char **values, size_t *lens, char *err,
+                    size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    struct argv a = {0};
+    store_state_key(s, &s->k3, topic, part, which);
+    argv_pushs(&a, "HMGET");
+    argv_push(&a, s->k3.data, s->k3.len);
+    for (size_t i = 0; i < n; i++)
+        argv_pushs(&a, fields[i]);
+    store_append(s, &a);
+    argv_release(&a);
+    redisReply **rep = NULL;
+    size_t nr = 0;
+    if (rconn_exec(s->rc, &rep, &nr, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    redisReply *r = nr == 1 ? rep[0] : NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        snprintf(err, errlen, "unexpected reply reading partition state");
+        rc = -1;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            redisReply *e = r->element[i];
+            values[i] = e->type == REDIS_REPLY_STRING ? xstrndup(e->str, e->len) : NULL;
+            lens[i] = e->type == REDIS_REPLY_STRING ? e->len : 0;
+        }
+    }
+    rconn_replies_free(rep, nr);
+    return rc;
+}
+
+int store_state_scan(struct store *s, const char *topic, int32_t part, enum store_state which,
+                     void (*cb)(void *ud, const char *field, const char *value, size_t len),
+                     void *ud, char *err, size_t errlen)
+{
+    store_state_key(s, &s->k3, topic, part, which);
+    redisReply *r = rconn_command(s->rc, err, errlen, "HGETALL %b", s->k3.data, s->k3.len);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "unexpected reply scanning partition state");
+        rc = -1;
+    } else {
+        for (size_t i = 0; i + 1 < r->elements; i += 2)
+            cb(ud, r->element[i]->str, r->element[i + 1]->str, r->element[i + 1]->len);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int store_commit(struct store *s, const struct store_batch *b, char *err, size_t errlen)
+{
+    store_meta_keys(s, b->topic, b->part);
+    struct buf journal, keys[STORE_STATE_COUNT];
+    buf_init(&journal);
+    if (!delta_empty(b->delta))
+        delta_encode(b->delta, &journal);
+    char exp[24], noff[24], seq[24], pid[256];
+    snprintf(exp, sizeof(exp), "%" PRId64, b->expected_off);
+    snprintf(noff, sizeof(noff), "%" PRId64, b->new_off);
+    snprintf(seq, sizeof(seq), "%" PRIu64, b->seq);
+    snprintf(pid, sizeof(pid), "%s:%d", b->topic, (int)b->part);
+    char counts[STORE_STATE_COUNT][24];
+    struct argv a = {0};
+    argv_pushs(&a, "FCALL");
+    argv_pushs(&a, "csm_commit");
+    argv_pushs(&a, "5");
+    argv_push(&a, s->k1.data, s->k1.len);
+    argv_push(&a, s->k2.data, s->k2.len);
+    for (int w = 0; w < STORE_STATE_COUNT; w++) {
+        buf_init(&keys[w]);
+        store_state_key(s, &keys[w], b->topic, b->part, (enum store_state)w);
+        argv_push(&a, keys[w].data, keys[w].len);
+    }
+    argv_pushs(&a, exp);
+    argv_pushs(&a, noff);
+    argv_pushs(&a, seq);
+    argv_push(&a, journal.len ? journal.data : "", journal.len);
+    for (int w = 0; w < STORE_STATE_COUNT; w++) {
+        snprintf(counts[w], sizeof(counts[w]), "%zu", b->nstate[w]);
+        argv_pushs(&a, counts[w]);
+        for (size_t i = 0; i < b->nstate[w]; i++) {
+            const struct store_kv *kv = &b->state[w][i];
+            argv_pushs(&a, kv->field);
+            argv_push(&a, kv->value ? kv->value : "", kv->value ? kv->len : 0);
+        }
+    }
+    store_append(s, &a);
+    argv_release(&a);
+    int rc = 0;
+    redisReply **rep = NULL;
+    size_t nr = 0;
+    if (rconn_exec(s->rc, &rep, &nr, err, errlen) < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (nr == 1 && rep[0]->type == REDIS_REPLY_ERROR && strncmp(rep[0]->str, "FENCED", 6) == 0) {
+        snprintf(err, errlen, "partition %s fenced: %s", pid, rep[0]->str);
+        rc = 1;
+    } else if (nr != 1 || store_reply_error(rep[0], err, errlen, "commit") < 0) {
+        rc = -1;
+    }
+    rconn_replies_free(rep, nr);
+    if (rc != 0 || journal.len == 0)
+        goto out;
+    /* Steps 3 and 4 in one pipeline. */
+    for (size_t i = 0; i < delta_group_count(b->delta); i++) {
+        struct delta_group g;
+        delta_group_get(b->delta, i, &g);
+        store_append_apply(s, &g, pid, seq);
+    }
+    rconn_appendf(s->rc, "FCALL csm_done 2 %s %s %s", s->k1.data, s->k2.data, seq);
+    rc = store_exec_all(s, err, errlen, "apply");
+out:
+    buf_release(&journal);
+    for (int w = 0; w < STORE_STATE_COUNT; w++)
+        buf_release(&keys[w]);
+    return rc;
+}
+
+int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
+             const struct store_wm_part *parts, int64_t *global_ms, char *err, size_t errlen)
+{
+    buf_reset(&s->k1);
+    buf_adds(&s->k1, s->prefix);
+    buf_adds(&s->k1, "{wm}:parts");
+    buf_reset(&s->k2);
+    buf_adds(&s->k2, s->prefix);
+    buf_adds(&s->k2, "{wm}:global");
+    struct argv a = {0};
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, now_ms);
+    char (*nums)[2][24] = xcalloc(n + 1, sizeof(*nums));
+    argv_pushs(&a, "FCALL");
+    argv_pushs(&a, "csm_wm");
+    argv_pushs(&a, "2");
+    argv_pushs(&a, s->k1.data);
+    argv_pushs(&a, s->k2.data);
+    argv_pushs(&a, now);
+    argv_pushs(&a, allow_wall ? "1" : "0");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(nums[i][0], 24, "%" PRId64, parts[i].wm_ms);
+        snprintf(nums[i][1], 24, "%" PRId64, parts[i].idle_until_ms);
+        argv_pushs(&a, parts[i].name);
+        argv_pushs(&a, nums[i][0]);
+        argv_pushs(&a, nums[i][1]);
+    }
+    store_append(s, &a);
+    argv_release(&a);
+    free(nums);
+    redisReply **rep = NULL;
+    size_t nr = 0;
+    if (rconn_exec(s->rc, &rep, &nr, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    if (nr != 1 || store_reply_error(rep[0], err, errlen, "watermark") < 0)
+        rc = -1;
+    else if (rep[0]->type == REDIS_REPLY_INTEGER)
+        *global_ms = rep[0]->integer;
+    else {
+        snprintf(err, errlen, "watermark: unexpected reply");
+        rc = -1;
+    }
+    rconn_replies_free(rep, nr);
+    return rc;
+}
+
+void store_contact_add(const struct store *s, struct delta *d, const char *shop,
+                       const char *customer, int64_t ts_ms, uint64_t seq, const char *agent,
+                       int64_t trim_below_ms)
+{
+    struct buf key, member;
+    buf_init(&key);
+    buf_init(&member);
+    keys_contact(&key, s->prefix, shop, customer);
+    /* The tag is the part up to '}'; the key's rest is the suffix. */
+    char *close = strchr(key.data, '}');
+    size_t taglen = (size_t)(close - key.data) + 1;
+    char *tag = xstrndup(key.data, taglen);
+    buf_printf(&member, "%013" PRId64 ":%020" PRIu64 ":", ts_ms, seq);
+    buf_adds(&member, agent);
+    delta_zadd(d, tag, key.data + taglen, ts_ms, member.data);
+    delta_ztrim(d, tag, key.data + taglen, trim_below_ms);
+    free(tag);
+    buf_release(&key);
+    buf_release(&member);
+}
+
+int store_contact_latest(struct store *s, size_t n, const char *const *shops,
+                         const char *const *customers, const int64_t *ts, int64_t window_ms,
+                         char **agents, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&s->k1);
+        keys_contact(&s->k1, s->prefix, shops[i], customers[i]);
+        rconn_appendf(s->rc, "ZREVRANGEBYSCORE %b %lld %lld LIMIT 0 1", s->k1.data, s->k1.len,
+                      (long long)ts[i], (long long)(ts[i] - window_ms));
+    }
+    if (n == 0)
+        return 0;
+    redisReply **rep = NULL;
+    size_t nr = 0;
+    if (rconn_exec(s->rc, &rep, &nr, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        agents[i] = NULL;
+        redisReply *r = i < nr ? rep[i] : NULL;
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            snprintf(err, errlen, "contacts: unexpected reply");
+            rc = -1;
+            continue;
+        }
+        if (r->elements == 1 && r->element[0]->type == REDIS_REPLY_STRING) {
+            /* member = ts:seq:agent */
+            const char *m = r->element[0]->str;
+            const char *c1 = strchr(m, ':');
+            const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+            if (c2)
+                agents[i] = xstrdup(c2 + 1);
+        }
+    }
+    rconn_replies_free(rep, nr);
+    return rc;
+}
+
+static int64_t store_int(const redisReply *r)
+{
+    if (!r)
+        return 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+struct store_range {
+    int32_t from, to;
+};
+
+static int store_range_cmp(const void *a, const void *b)
+{
+    const struct store_range *x = a, *y = b;
+    return x->from < y->from ? -1 : x->from > y->from;
+}
+
+int store_read_figures(struct store *s, const char *owner_tag, const struct period *p,
+                       struct kpi_figures *f, char *err, size_t errlen)
+{
+    static const char *const names[] = {"c",          "inq",      "rep",        "ord",
+                                        "paid",       "ocreated", "opaid",      "orefunded",
+                                        "ocancelled", "oflagged", "w",          "rv"};
+    enum { NNAMES = sizeof(names) / sizeof(names[0]) };
+    struct buf keys[NNAMES + 2];
+    struct argv a = {0};
+    argv_pushs(&a, "FCALL");
+    argv_pushs(&a, "csm_figures");
+    argv_pushs(&a, "13");
+    for (size_t i = 0; i < NNAMES; i++) {
+        buf_init(&keys[i]);
+        buf_printf(&keys[i], "%s:%s:%s", owner_tag, p->label, names[i]);
+        argv_push(&a, keys[i].data, keys[i].len);
+    }
+    buf_init(&keys[NNAMES]);
+    buf_printf(&keys[NNAMES], "%s:abs", owner_tag);
+    argv_push(&a, keys[NNAMES].data, keys[NNAMES].len);
+    buf_init(&keys[NNAMES + 1]);
+    buf_printf(&keys[NNAMES + 1], "%s:periods", owner_tag);
+    store_append(s, &a);
+    argv_release(&a);
+    rconn_appendf(s->rc, "ZSCORE %s %s", keys[NNAMES + 1].data, p->label);
+    redisReply **rep = NULL;
+    size_t nr = 0;
+    int rc = rconn_exec(s->rc, &rep, &nr, err, errlen);
+    for (size_t i = 0; i < NNAMES + 2; i++)
+        buf_release(&keys[i]);
+    if (rc < 0)
+        return -1;
+    rc = -1;
+    if (nr != 2 || store_reply_error(rep[0], err, errlen, "figures") < 0)
+        goto out;
+    redisReply *r = rep[0];
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 14) {
+        snprintf(err, errlen, "figures: unexpected reply");
+        goto out;
+    }
+    if (rep[1]->type == REDIS_REPLY_NIL) {
+        rc = 1;
+        goto out;
+    }
+    *f = (struct kpi_figures){0};
+    f->inquiries = store_int(r->element[0]);
+    f->replied = store_int(r->element[1]);
+    f->ordered = store_int(r->element[2]);
+    f->inquired_and_ordered = store_int(r->element[3]);
+    f->paid_customers = store_int(r->element[4]);
+    f->orders = store_int(r->element[5]);
+    f->paid_orders = store_int(r->element[6]);
+    f->refunded_orders = store_int(r->element[7]);
+    f->cancelled_orders = store_int(r->element[8]);
+    f->flagged_orders = store_int(r->element[9]);
+    f->wait_p90_ms = store_int(r->element[10]);
+    f->target_cents = -1;
+    redisReply *c = r->element[11];
+    static const struct {
+        const char *name;
+        size_t off;
+    } fields[] = {
+        {.name = "wait_n", .off = offsetof(struct kpi_figures, waits)},
+        {.name = "wait_ms", .off = offsetof(struct kpi_figures, wait_sum_ms)},
+        {.name = "first_n", .off = offsetof(struct kpi_figures, first_waits)},
+        {.name = "first_ms", .off = offsetof(struct kpi_figures, first_wait_sum_ms)},
+        {.name = "unans", .off = offsetof(struct kpi_figures, unanswered_waits)},
+        {.name = "complaints", .off = offsetof(struct kpi_figures, complaints)},
+        {.name = "order_cents", .off = offsetof(struct kpi_figures, order_amount_cents)},
+        {.name = "sales_cents", .off = offsetof(struct kpi_figures, sales_cents)},
+        {.name = "refund_cents", .off = offsetof(struct kpi_figures, refund_amount_cents)},
+        {.name = "target_cents", .off = offsetof(struct kpi_figures, target_cents)},
+    };
+    for (size_t i = 0; c->type == REDIS_REPLY_ARRAY && i + 1 < c->elements; i += 2)
+        for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
+            if (strcmp(c->element[i]->str, fields[k].name) == 0)
+                *(int64_t *)((char *)f + fields[k].off) = store_int(c->element[i + 1]);
+    redisReply *rv = r->element[12];
+    for (size_t i = 0; rv->type == REDIS_REPLY_ARRAY && i + 1 < rv->elements; i += 2) {
+        if (f->reviews_n >= KPI_REVIEW_MAX)
+            break;
+        /* field "role:item" */
+        const char *fld = rv->element[i]->str;
+        const char *colon = strchr(fld, ':');
+        if (!colon)
+            continue;
+        struct kpi_review *kr = &f->reviews[f->reviews_n];
+        bool known = false;
+        for (int role = 0; role < ROLE_COUNT; role++)
+            if (strlen(review_role_name((enum review_role)role)) == (size_t)(colon - fld) &&
+                strncmp(fld, review_role_name((enum review_role)role), (size_t)(colon - fld)) == 0) {
+                kr->role = (enum review_role)role;
+                known = true;
+            }
+        if (!known)
+            continue;
+        snprintf(kr->item, sizeof(kr->item), "%s", colon + 1);
+        kr->value = strtod(rv->element[i + 1]->str, NULL);
+        f->reviews_n++;
+    }
+    redisReply *abs = r->element[13];
+    size_t nabs = abs->type == REDIS_REPLY_ARRAY ? abs->elements / 2 : 0;
+    struct store_range *ranges = xcalloc(nabs + 1, sizeof(*ranges));
+    size_t nr2 = 0;
+    for (size_t i = 0; i < nabs; i++) {
+        long from, to;
+        if (sscanf(abs->element[2 * i + 1]->str, "%ld %ld", &from, &to) == 2)
+            ranges[nr2++] = (struct store_range){.from = (int32_t)from, .to = (int32_t)to};
+    }
+    qsort(ranges, nr2, sizeof(*ranges), store_range_cmp);
+    /* Union of the ranges, then overlap with the period. */
+    for (size_t i = 0; i < nr2;) {
+        int32_t from = ranges[i].from, to = ranges[i].to;
+        size_t j = i + 1;
+        while (j < nr2 && ranges[j].from <= to + 1) {
+            if (ranges[j].to > to)
+                to = ranges[j].to;
+            j++;
+        }
+        f->absent_days += period_days_overlap(p, from, to);
+        i = j;
+    }
+    free(ranges);
+    rc = 0;
+out:
+    rconn_replies_free(rep, nr);
+    return rc;
+}

@@ -1,0 +1,102 @@
+/* store — csmetricsd's state in Redis: the thin I/O shell over rconn that carries out
+ * the exactly-once protocol (README "Exactly once"):
+ *   1. csm_dedup claims each event_id (a claim equal to ours is our own replay);
+ *   2. csm_commit, on the partition's tag, checks the stored offset is the one this
+ *      owner read from (else FENCED: another owner moved it), stores the batch's
+ *      writes as a journal, the partition-local state and the new offset, atomically;
+ *   3. csm_apply, per hash tag, applies that tag's writes once (fence: last seq per
+ *      partition); 4. csm_done drops the journal. A crash between 2 and 4 is healed by
+ *      store_partition_recover, which re-applies a pending journal before reading. */
+#ifndef CSM_DAEMON_STORE_H
+#define CSM_DAEMON_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregator/delta.h"
+#include "aggregator/kpi.h"
+#include "aggregator/period.h"
+#include "daemon/rconn.h"
+
+extern const char store_lua_library[];
+
+struct store;
+
+/* rc is borrowed and must outlive the store; prefix is copied. */
+struct store *store_new(struct rconn *rc, const char *prefix);
+void store_destroy(struct store *s);
+const char *store_prefix(const struct store *s);
+
+struct store_partition_meta {
+    int64_t off;  /* next offset to read; -1 when none stored */
+    uint64_t seq; /* last committed batch sequence */
+};
+
+/* Heals a pending journal of the partition, then reads its meta. 0/-1. */
+int store_partition_recover(struct store *s, const char *topic, int32_t part,
+                            struct store_partition_meta *m, char *err, size_t errlen);
+
+/* Claims event ids for dedup_window (ttl_ms); dup[i] = true for a duplicate. 0/-1. */
+int store_dedup(struct store *s, size_t n, const char *const *ids, const char *const *claims,
+                int64_t ttl_ms, bool *dup, char *err, size_t errlen);
+
+enum store_state { STORE_CONV, STORE_ORD, STORE_PEND, STORE_STATE_COUNT };
+
+/* Reads fields of one partition-local state hash. values[i] is malloc'd (NULL when
+ * absent), lens[i] its length. 0/-1. */
+int store_state_get(struct store *s, const char *topic, int32_t part, enum store_state which,
+                    size_t n, const char *const *fields, char **values, size_t *lens, char *err,
+                    size_t errlen);
+/* Every field of a partition-local state hash (for the pending-order index). The
+ * callback gets borrowed pointers. 0/-1. */
+int store_state_scan(struct store *s, const char *topic, int32_t part, enum store_state which,
+                     void (*cb)(void *ud, const char *field, const char *value, size_t len),
+                     void *ud, char *err, size_t errlen);
+
+struct store_kv {
+    const char *field;
+    const char *value; /* NULL or "" deletes the field */
+    size_t len;
+};
+
+struct store_batch {
+    const char *topic;
+    int32_t part;
+    int64_t expected_off, new_off;
+    uint64_t seq;
+    struct delta *delta;          /* borrowed */
+    struct store_kv *state[STORE_STATE_COUNT];
+    size_t nstate[STORE_STATE_COUNT];
+};
+
+/* Steps 2-4 for one partition's batch. Returns 0, 1 when FENCED (nothing written:
+ * re-read the partition), -1 on error (err; the connection may be gone). */
+int store_commit(struct store *s, const struct store_batch *b, char *err, size_t errlen);
+
+struct store_wm_part {
+    const char *name; /* "topic:partition" */
+    int64_t wm_ms;
+    int64_t idle_until_ms; /* > now: idle, excluded */
+};
+
+/* Updates partition watermarks and returns the global one. 0/-1. */
+int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
+             const struct store_wm_part *parts, int64_t *global_ms, char *err, size_t errlen);
+
+/* Records a customer's message for attribution (into delta, applied with the batch). */
+void store_contact_add(const struct store *s, struct delta *d, const char *shop,
+                       const char *customer, int64_t ts_ms, uint64_t seq, const char *agent,
+                       int64_t trim_below_ms);
+/* The agent of each customer's latest message with ts in [ts - window, ts]; agents[i]
+ * malloc'd or NULL. 0/-1. */
+int store_contact_latest(struct store *s, size_t n, const char *const *shops,
+                         const char *const *customers, const int64_t *ts, int64_t window_ms,
+                         char **agents, char *err, size_t errlen);
+
+/* The raw figures of one owner tag (keys_owner_tag) and period. Absences are counted
+ * against p. 0, 1 when the owner has no figures at all for that period, -1 on error. */
+int store_read_figures(struct store *s, const char *owner_tag, const struct period *p,
+                       struct kpi_figures *f, char *err, size_t errlen);
+
+#endif
