@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,17 +64,17 @@ static const char *check_log_level(const char *v)
 
 static const char *check_redis_url(const char *v)
 {
-    if (strncmp(v, "redis://", 8) == 0 && v[8] != '\0')
+    if (strncasecmp(v, "redis://", 8) == 0 && v[8] != '\0')
         return NULL;
-    if (strncmp(v, "unix://", 7) == 0 && v[7] != '\0')
+    if (strncasecmp(v, "unix://", 7) == 0 && v[7] != '\0')
         return NULL;
     return "must be a redis://[user:password@]host[:port][/db] or unix:///path URL";
 }
 
 static const char *check_http_url(const char *v)
 {
-    if ((strncmp(v, "http://", 7) == 0 && v[7] != '\0') ||
-        (strncmp(v, "https://", 8) == 0 && v[8] != '\0'))
+    if ((strncasecmp(v, "http://", 7) == 0 && v[7] != '\0') ||
+        (strncasecmp(v, "https://", 8) == 0 && v[8] != '\0'))
         return NULL;
     return "must be an http:// or https:// URL";
 }
@@ -298,7 +299,7 @@ static void set_string(char **field, const char *value)
 {
     char *old = *field;
     *field = value ? xstrdup(value) : NULL;
-    free(old);
+    wipe_free(old); /* it may have been a URL with a password */
 }
 
 static void props_clear(struct csm_config *c)
@@ -708,7 +709,8 @@ static int load_props(struct loader *l, const yaml_node_t *map)
     props_clear(c);
     const yaml_node_pair_t *start = map->data.mapping.pairs.start;
     const yaml_node_pair_t *top = map->data.mapping.pairs.top;
-    c->kafka_props = xcalloc((size_t)(top - start), sizeof(*c->kafka_props));
+    if (top > start)
+        c->kafka_props = xcalloc((size_t)(top - start), sizeof(*c->kafka_props));
     for (const yaml_node_pair_t *p = start; p < top; p++) {
         yaml_node_t *k = node(l, p->key), *v = node(l, p->value);
         const char *value;
@@ -1079,16 +1081,14 @@ static void put_key(FILE *out, const char *s)
         put_quoted(out, s);
 }
 
-/* The URL with the password of its user part, and any password= parameter, replaced. */
+/* The URL with the password of its user part, and any password= parameter, replaced.
+ * Like daemon/rconn.c's parser, the user part ends at the last '@' (a raw '@' or '/' in
+ * a password is common), so whatever that parser takes for a password is hidden here. */
 static void redact_url(const char *url, struct buf *out)
 {
     const char *scheme = strstr(url, "://");
     const char *auth = scheme ? scheme + 3 : url;
-    const char *auth_end = auth + strcspn(auth, "/?#");
-    const char *at = NULL, *rest = url;
-    for (const char *p = auth; p < auth_end; p++)
-        if (*p == '@')
-            at = p; /* the last one: a raw '@' in the password is common */
+    const char *at = strrchr(auth, '@'), *rest = url;
     buf_reset(out);
     buf_adds(out, "");
     const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;

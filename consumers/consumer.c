@@ -109,13 +109,29 @@ static void consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, co
     log_msg(l, "rdkafka", "%s: %s", fac, buf);
 }
 
-static rd_kafka_conf_t *consumer_base_conf(const struct csm_config *cfg, char *err, size_t errlen)
+/* Consumer-only properties, not handed to the producer (librdkafka would warn). */
+static bool consumer_only_property(const char *k)
+{
+    static const char *const prefixes[] = {
+        "group.", "session.timeout.ms", "heartbeat.interval.ms", "auto.", "fetch.", "queued.",
+        "enable.auto.", "max.poll.interval.ms", "partition.assignment.strategy",
+        "isolation.level", "check.crcs", "coordinator.", "enable.partition.eof",
+        "allow.auto.create.topics", "consume.callback.max.messages", "offset.store."};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(k, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+static rd_kafka_conf_t *consumer_base_conf(const struct csm_config *cfg, bool producer, char *err,
+                                           size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (consumer_set(conf, "bootstrap.servers", cfg->kafka_brokers, false, err, errlen) < 0)
         goto fail;
     for (size_t i = 0; i < cfg->kafka_props_n; i++)
-        if (consumer_set(conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value,
+        if (!(producer && consumer_only_property(cfg->kafka_props[i].key)) &&
+            consumer_set(conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value,
                          cfg->kafka_props[i].secret, err, errlen) < 0)
             goto fail;
     rd_kafka_conf_set_log_cb(conf, consumer_log_cb);
@@ -131,7 +147,7 @@ struct consumer *consumer_new(const struct consumer_opts *o, char *err, size_t e
     struct consumer *c = xcalloc(1, sizeof(*c));
     c->o = *o;
     char e[512];
-    rd_kafka_conf_t *conf = consumer_base_conf(cfg, err, errlen);
+    rd_kafka_conf_t *conf = consumer_base_conf(cfg, false, err, errlen);
     if (!conf)
         goto fail;
     static const struct {
@@ -165,7 +181,7 @@ struct consumer *consumer_new(const struct consumer_opts *o, char *err, size_t e
     conf = NULL; /* owned by rk now */
     rd_kafka_poll_set_consumer(c->rk);
 
-    rd_kafka_conf_t *pconf = consumer_base_conf(cfg, err, errlen);
+    rd_kafka_conf_t *pconf = consumer_base_conf(cfg, true, err, errlen);
     if (!pconf)
         goto fail;
     if (consumer_set(pconf, "linger.ms", "5", false, err, errlen) < 0 ||

@@ -128,8 +128,10 @@ struct type_spec {
     struct field_rule fields[TYPE_FIELDS_MAX]; /* events.md order = check order */
 };
 
+/* clang-format off */
 #define REQ(x) {.f = (x)}
 #define OPT(x) {.f = (x), .optional = true}
+/* clang-format on */
 static const struct type_spec type_specs[EV_TYPE_COUNT] = {
     [EV_MESSAGE] = {.topic = TOPIC_CHAT,
                     .n = 4,
@@ -152,8 +154,8 @@ static const struct type_spec type_specs[EV_TYPE_COUNT] = {
     [EV_FLAGGED] = {.topic = TOPIC_ORDERS, .n = 2, .fields = {REQ(F_ORDER_ID), REQ(F_REASON)}},
     [EV_REVIEW] = {.topic = TOPIC_REVIEWS,
                    .n = 7,
-                   .fields = {REQ(F_AGENT_ID), REQ(F_PERIOD), REQ(F_ITEM), REQ(F_SCORE),
-                              OPT(F_MAX), REQ(F_ROLE), REQ(F_REVIEWER)}},
+                   .fields = {REQ(F_AGENT_ID), REQ(F_PERIOD), REQ(F_ITEM), REQ(F_SCORE), OPT(F_MAX),
+                              REQ(F_ROLE), REQ(F_REVIEWER)}},
     [EV_TARGET] = {.topic = TOPIC_REVIEWS,
                    .n = 3,
                    .fields = {REQ(F_AGENT_ID), REQ(F_PERIOD), REQ(F_AMOUNT)}},
@@ -166,11 +168,10 @@ static const struct type_spec type_specs[EV_TYPE_COUNT] = {
 
 /* ---- Small text helpers ---- */
 
-static enum dl_reason fail(char *detail, size_t detail_len, enum dl_reason r, const char *fmt,
-                           ...) __attribute__((format(printf, 4, 5)));
+static enum dl_reason fail(char *detail, size_t detail_len, enum dl_reason r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static enum dl_reason fail(char *detail, size_t detail_len, enum dl_reason r, const char *fmt,
-                           ...)
+static enum dl_reason fail(char *detail, size_t detail_len, enum dl_reason r, const char *fmt, ...)
 {
     if (detail && detail_len) {
         va_list ap;
@@ -232,6 +233,11 @@ static size_t utf8_check(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        uint64_t w;
+        if (n - i >= 8 && (memcpy(&w, s + i, 8), (w & 0x8080808080808080ull) == 0)) {
+            i += 8; /* eight ASCII bytes at once */
+            continue;
+        }
         if (s[i] < 0x80) {
             i++;
             continue;
@@ -353,8 +359,7 @@ int decode_rfc3339_ms(const char *s, size_t n, int64_t *ms)
         !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &h) ||
         s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
         return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 59)
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
         return -1;
     i = 19;
     if (s[i] == '.') {
@@ -532,8 +537,7 @@ static void keyset_put(struct key_slot *slots, uint32_t nslots, const struct key
 static bool keyset_add(struct parse *p, const char *key, size_t n, uint32_t off)
 {
     uint32_t map = p->maps[p->nmaps - 1];
-    struct key_slot k = {.hash = key_hash(map, key, n), .map = map, .off = off,
-                         .len = (uint32_t)n};
+    struct key_slot k = {.hash = key_hash(map, key, n), .map = map, .off = off, .len = (uint32_t)n};
     if ((p->nkeys + 1) * 4 > p->nslots * 3) {
         uint32_t nslots = p->nslots * 2;
         struct key_slot *slots = xcalloc(nslots, sizeof(*slots));
@@ -721,11 +725,11 @@ static enum dl_reason parse_json(struct parse *p, const unsigned char *buf, size
     size_t at;
 
     if ((at = utf8_check(buf, len)) != len)
-        return fail(detail, detail_len, DL_INVALID_JSON, "invalid JSON: invalid UTF-8 at byte %zu",
-                    at);
+        return fail(detail, detail_len, DL_INVALID_JSON,
+                    "invalid JSON: invalid UTF-8 at byte offset %zu", at);
     if ((at = surrogate_check(buf, len)) != len)
         return fail(detail, detail_len, DL_INVALID_JSON,
-                    "invalid JSON: unpaired surrogate escape at byte %zu", at);
+                    "invalid JSON: unpaired surrogate escape at byte offset %zu", at);
 
     yajl_handle h = yajl_alloc(&callbacks, (yajl_alloc_funcs *)&afs, p);
     yajl_config(h, yajl_allow_comments, 0);
@@ -745,7 +749,7 @@ static enum dl_reason parse_json(struct parse *p, const unsigned char *buf, size
         if (at_end)
             r = fail(detail, detail_len, DL_INVALID_JSON, "invalid JSON: %s", msg);
         else
-            r = fail(detail, detail_len, DL_INVALID_JSON, "invalid JSON at byte %zu: %s",
+            r = fail(detail, detail_len, DL_INVALID_JSON, "invalid JSON near byte offset %zu: %s",
                      yajl_get_bytes_consumed(h), msg);
     }
     yajl_free(h);
@@ -781,8 +785,7 @@ static enum dl_reason missing(struct check *c, enum field f)
 
 static enum dl_reason expected(struct check *c, enum field f, const char *what)
 {
-    return fail(c->detail, c->detail_len, DL_BAD_TYPE, "field '%s': expected %s", fname(f),
-                what);
+    return fail(c->detail, c->detail_len, DL_BAD_TYPE, "field '%s': expected %s", fname(f), what);
 }
 
 static enum dl_reason bad_value(struct check *c, enum field f, const char *why)
@@ -790,7 +793,7 @@ static enum dl_reason bad_value(struct check *c, enum field f, const char *why)
     return fail(c->detail, c->detail_len, DL_BAD_VALUE, "field '%s': %s", fname(f), why);
 }
 
-/* A string field that is present; `ok` tells whether it is. */
+/* Checks that field f, when present, is a string; *present tells whether it is there. */
 static enum dl_reason want_string(struct check *c, enum field f, bool optional, bool *present)
 {
     const struct jval *v = &c->f[f];
@@ -835,8 +838,7 @@ static enum dl_reason check_type(struct check *c, enum event_topic topic, enum e
         return expected(c, F_TYPE, "a string");
     for (int t = 0; t < EV_TYPE_COUNT; t++) {
         const char *name = event_type_name(t);
-        if (type_specs[t].topic == topic && strlen(name) == v->n &&
-            memcmp(name, v->s, v->n) == 0) {
+        if (type_specs[t].topic == topic && strlen(name) == v->n && memcmp(name, v->s, v->n) == 0) {
             *out = t;
             return DL_NONE;
         }
@@ -971,8 +973,7 @@ static enum dl_reason check_field(struct check *c, const struct field_rule *rule
     case K_DATE:
         if ((r = want_string(c, f, rule->optional, &present)) != DL_NONE || !present)
             return r;
-        if (has_nul(v) ||
-            period_date_parse(v->s, f == F_FROM ? &ev->from_day : &ev->to_day) != 0)
+        if (has_nul(v) || period_date_parse(v->s, f == F_FROM ? &ev->from_day : &ev->to_day) != 0)
             return bad_value(c, f, "invalid date, expected YYYY-MM-DD");
         return DL_NONE;
     case K_SPECIAL:
@@ -1018,8 +1019,9 @@ static void build_arena(struct check *c)
         shop |= c->keep[i].off == offsetof(struct event, shop_id);
     }
     if (!shop) {
-        c->keep[c->nkeep++] = (struct keep){
-            .off = offsetof(struct event, shop_id), .s = default_shop, .n = sizeof(default_shop) - 1};
+        c->keep[c->nkeep++] = (struct keep){.off = offsetof(struct event, shop_id),
+                                            .s = default_shop,
+                                            .n = sizeof(default_shop) - 1};
         total += sizeof(default_shop);
     }
     char *a = xmalloc(total);
@@ -1079,7 +1081,6 @@ enum dl_reason decode_event(enum event_topic topic, const void *buf, size_t len,
 
     p.cap = len + 1;
     p.scratch = p.cap <= sizeof(scratch_inline) ? scratch_inline : xmalloc(p.cap);
-    memset(p.slots_inline, 0, sizeof(p.slots_inline));
     p.slots = p.slots_inline;
     p.nslots = KEYSET_INLINE;
     p.maps = p.maps_inline;

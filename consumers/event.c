@@ -6,10 +6,10 @@
 #include <stdlib.h>
 
 static const char *const type_names[EV_TYPE_COUNT] = {
-    [EV_MESSAGE] = "message",   [EV_TRANSFER] = "transfer", [EV_COMPLAINT] = "complaint",
-    [EV_CREATED] = "created",   [EV_PAID] = "paid",         [EV_REFUNDED] = "refunded",
-    [EV_CANCELLED] = "cancelled", [EV_FLAGGED] = "flagged", [EV_REVIEW] = "review",
-    [EV_TARGET] = "target",     [EV_ABSENCE] = "absence",
+    [EV_MESSAGE] = "message",     [EV_TRANSFER] = "transfer", [EV_COMPLAINT] = "complaint",
+    [EV_CREATED] = "created",     [EV_PAID] = "paid",         [EV_REFUNDED] = "refunded",
+    [EV_CANCELLED] = "cancelled", [EV_FLAGGED] = "flagged",   [EV_REVIEW] = "review",
+    [EV_TARGET] = "target",       [EV_ABSENCE] = "absence",
 };
 
 static const char *const topic_names[TOPIC_INPUT_COUNT] = {

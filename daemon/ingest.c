@@ -142,9 +142,18 @@ static void ingest_redis_failed(struct ingest *in, const char *what, const char 
     in->resync = true;
 }
 
+struct pending_scan {
+    struct agg_part *agg;
+    char **ids;
+    size_t n;
+};
+
 static void ingest_pending_cb(void *ud, const char *field, const char *value, size_t len)
 {
-    agg_part_load_pending(ud, field, value);
+    struct pending_scan *ps = ud;
+    agg_part_load_pending(ps->agg, field, value);
+    ps->ids = xrealloc(ps->ids, (ps->n + 1) * sizeof(*ps->ids));
+    ps->ids[ps->n++] = xstrdup(field);
 }
 
 /* Reads one partition's stored state: heals its journal, loads meta and the orders
@@ -160,12 +169,29 @@ static int ingest_load_part(struct ingest *in, struct part *p, char *err, size_t
     agg_part_destroy(p->agg);
     p->agg = agg_part_new(p->kind, p->topic, p->number);
     if (p->kind == TOPIC_ORDERS) {
-        if (store_state_scan(in->st, p->topic, p->number, STORE_PEND, ingest_pending_cb, p->agg,
-                             err, errlen) < 0)
+        /* Orders waiting for attribution (or holding orphans) come back with their records. */
+        struct pending_scan ps = {.agg = p->agg};
+        int rc = store_state_scan(in->st, p->topic, p->number, STORE_PEND, ingest_pending_cb, &ps,
+                                  err, errlen);
+        if (rc == 0 && ps.n) {
+            char **vals = xcalloc(ps.n, sizeof(*vals));
+            size_t *lens = xcalloc(ps.n, sizeof(*lens));
+            rc = store_state_get(in->st, p->topic, p->number, STORE_ORD, ps.n,
+                                 (const char *const *)ps.ids, vals, lens, err, errlen);
+            for (size_t i = 0; i < ps.n; i++) {
+                if (rc == 0 && agg_part_load(p->agg, ps.ids[i], vals[i], lens[i]) < 0)
+                    log_msg(LOG_ERR, "ingest", "malformed order record partition=%s id=\"%s\"",
+                            p->name, ps.ids[i]);
+                free(vals[i]);
+            }
+            free(vals);
+            free(lens);
+        }
+        for (size_t i = 0; i < ps.n; i++)
+            free(ps.ids[i]);
+        free(ps.ids);
+        if (rc < 0)
             return -1;
-        /* Load the pending orders themselves. */
-        struct event *fake = NULL;
-        (void)fake;
     }
     return 0;
 }
@@ -278,13 +304,21 @@ static void ingest_dead(struct ingest *in, enum dl_reason reason, const char *de
                         size_t len)
 {
     in->stats.deadletters[reason]++;
+    /* A huge message keeps its first 64 KiB: the record must fit message.max.bytes. */
+    char cut[300];
+    if (len > DECODE_MAX_BYTES) {
+        snprintf(cut, sizeof(cut), "%s (payload cut to its first %d of %zu bytes)", detail,
+                 DECODE_MAX_BYTES, len);
+        detail = cut;
+        len = DECODE_MAX_BYTES;
+    }
     char *rec = decode_deadletter_json(reason, detail, topic, part, offset, clock_wall_ms(), raw,
                                        len);
     if (!rec)
         return;
     consumer_produce(in->kc, in->cfg->topic_deadletter, NULL, 0, rec, strlen(rec));
     log_msg(LOG_DEBUG, "ingest", "dead letter reason=%s topic=%s partition=%d offset=%" PRId64
-            " detail=\"%s\"", dl_reason_name(reason), topic, (int)part, offset, detail);
+            " detail=%s", dl_reason_name(reason), topic, (int)part, offset, detail);
     free(rec);
 }
 
@@ -423,6 +457,11 @@ static int ingest_commit_part(struct ingest *in, struct part *p, char *err, size
             skv[w][i].value = kv[w][i].value ? xstrndup(kv[w][i].value, kv[w][i].len) : NULL;
         for (size_t i = 0; i < nkv[w]; i++)
             skv[w][i].field = xstrdup(kv[w][i].field);
+    }
+    if (nkv[0] == 0 && nkv[1] == 0 && delta_empty(p->delta) && p->next == p->committed) {
+        free(skv[0]);
+        free(skv[1]);
+        return 0; /* nothing changed: no commit, no new sequence number */
     }
     enum store_state st0 = p->kind == TOPIC_CHAT ? STORE_CONV : STORE_ORD;
     b.state[st0] = skv[0];
