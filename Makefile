@@ -27,6 +27,7 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(B)/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 
+.SECONDARY:
 .PHONY: all test check unit integration demo bench install clean format format-check deps faults
 all: $(B)/csmetricsd $(B)/csmetrics
 

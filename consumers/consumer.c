@@ -3,11 +3,15 @@
 #include "common/buf.h"
 #include "common/log.h"
 
+#include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct consumer {
+    rd_kafka_t *mock_rk;                 /* "embedded": owns the in-process mock cluster */
+    rd_kafka_mock_cluster_t *mock;
+    char *brokers;                       /* effective bootstrap servers */
     rd_kafka_t *rk;   /* consumer */
     rd_kafka_t *prod; /* producer */
     struct consumer_opts o;
@@ -123,11 +127,11 @@ static bool consumer_only_property(const char *k)
     return false;
 }
 
-static rd_kafka_conf_t *consumer_base_conf(const struct csm_config *cfg, bool producer, char *err,
-                                           size_t errlen)
+static rd_kafka_conf_t *consumer_base_conf(const struct consumer *c, const struct csm_config *cfg,
+                                           bool producer, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (consumer_set(conf, "bootstrap.servers", cfg->kafka_brokers, false, err, errlen) < 0)
+    if (consumer_set(conf, "bootstrap.servers", c->brokers, false, err, errlen) < 0)
         goto fail;
     for (size_t i = 0; i < cfg->kafka_props_n; i++)
         if (!(producer && consumer_only_property(cfg->kafka_props[i].key)) &&
@@ -147,7 +151,30 @@ struct consumer *consumer_new(const struct consumer_opts *o, char *err, size_t e
     struct consumer *c = xcalloc(1, sizeof(*c));
     c->o = *o;
     char e[512];
-    rd_kafka_conf_t *conf = consumer_base_conf(cfg, false, err, errlen);
+    if (strcmp(cfg->kafka_brokers, "embedded") == 0) {
+        /* An in-process librdkafka mock cluster, reached over TCP like a real broker. */
+        rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+        c->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, e, sizeof(e));
+        if (!c->mock_rk) {
+            snprintf(err, errlen, "cannot create embedded kafka: %s", e);
+            rd_kafka_conf_destroy(mconf);
+            goto fail;
+        }
+        c->mock = rd_kafka_mock_cluster_new(c->mock_rk, 1);
+        if (!c->mock) {
+            snprintf(err, errlen, "cannot create embedded kafka mock cluster");
+            goto fail;
+        }
+        const char *topics[] = {cfg->topic_chat,      cfg->topic_orders, cfg->topic_reviews,
+                                cfg->topic_snapshots, cfg->topic_alerts, cfg->topic_deadletter};
+        for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+            rd_kafka_mock_topic_create(c->mock, topics[i], 4, 1);
+        c->brokers = xstrdup(rd_kafka_mock_cluster_bootstraps(c->mock));
+        log_msg(LOG_NOTICE, "kafka", "embedded kafka mock cluster bootstrap=%s", c->brokers);
+    } else {
+        c->brokers = xstrdup(cfg->kafka_brokers);
+    }
+    rd_kafka_conf_t *conf = consumer_base_conf(c, cfg, false, err, errlen);
     if (!conf)
         goto fail;
     static const struct {
@@ -181,7 +208,7 @@ struct consumer *consumer_new(const struct consumer_opts *o, char *err, size_t e
     conf = NULL; /* owned by rk now */
     rd_kafka_poll_set_consumer(c->rk);
 
-    rd_kafka_conf_t *pconf = consumer_base_conf(cfg, true, err, errlen);
+    rd_kafka_conf_t *pconf = consumer_base_conf(c, cfg, true, err, errlen);
     if (!pconf)
         goto fail;
     if (consumer_set(pconf, "linger.ms", "5", false, err, errlen) < 0 ||
@@ -230,6 +257,11 @@ void consumer_destroy(struct consumer *c)
     }
     if (c->pending)
         rd_kafka_topic_partition_list_destroy(c->pending);
+    if (c->mock)
+        rd_kafka_mock_cluster_destroy(c->mock);
+    if (c->mock_rk)
+        rd_kafka_destroy(c->mock_rk);
+    free(c->brokers);
     free(c);
 }
 

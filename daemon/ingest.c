@@ -7,6 +7,7 @@
 #include "daemon/ingest.h"
 #include "aggregator/agg.h"
 #include "aggregator/keys.h"
+#include "aggregator/kpi.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -16,6 +17,7 @@
 #include "daemon/rconn.h"
 #include "daemon/store.h"
 
+#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,7 @@ struct ingest {
     struct log_complaint redis_complaint;
     int64_t next_tick_ms;
     rd_kafka_message_t **msgs;
+    struct map *live; /* "tag\x1flabel" of figures changed since the last live refresh */
 };
 
 static enum event_topic ingest_topic_kind(const struct ingest *in, const char *topic)
@@ -85,6 +88,7 @@ struct ingest *ingest_new(const struct csm_config *cfg, char *err, size_t errlen
     }
     in->st = store_new(in->rc, cfg->redis_key_prefix);
     in->parts = map_new();
+    in->live = map_new();
     in->aconf = (struct agg_conf){
         .prefix = cfg->redis_key_prefix,
         .lateness_ms = cfg->lateness_ms,
@@ -116,6 +120,7 @@ void ingest_destroy(struct ingest *in)
     consumer_destroy(in->kc);
     ingest_drop_parts(in);
     map_destroy(in->parts);
+    map_destroy(in->live);
     store_destroy(in->st);
     rconn_destroy(in->rc);
     free(in->msgs);
@@ -433,6 +438,100 @@ static int ingest_attribute(struct ingest *in, struct part *p, char *err, size_t
     return rc;
 }
 
+/* Remembers which (owner, period) figures a delta changes: agg registers every period
+ * it writes with a Z op on the owner's ":periods" key. */
+static void ingest_collect_live(struct ingest *in, struct delta *d)
+{
+    for (size_t i = 0; i < delta_group_count(d); i++) {
+        struct delta_group g;
+        delta_group_get(d, i, &g);
+        for (size_t a = 0; a + 3 < g.nargs; a += 4) {
+            if (g.args[a][0] != 'Z')
+                continue;
+            size_t key = (size_t)strtoul(g.args[a + 1], NULL, 10);
+            const char *k = key >= 1 && key <= g.nkeys ? g.keys[key - 1] : "";
+            size_t kl = strlen(k);
+            if (kl < 8 || strcmp(k + kl - 8, ":periods") != 0)
+                continue;
+            struct buf id;
+            buf_init(&id);
+            buf_adds(&id, g.tag);
+            buf_addc(&id, '\x1f');
+            buf_adds(&id, g.args[a + 3]);
+            map_put(in->live, id.data, (void *)1);
+            buf_release(&id);
+        }
+    }
+}
+
+/* Writes the computed KPIs of every changed (owner, period) to PREFIX{tag}:LABEL:kpi
+ * (a hash dashboards read; undefined KPIs are "null") and announces each on the
+ * pub/sub channel PREFIXlive. A derived view: rewritten from the exact figures. */
+static void ingest_refresh_live(struct ingest *in)
+{
+    char err[512];
+    size_t it = 0;
+    const char *k;
+    void *v;
+    struct buf key, msg;
+    buf_init(&key);
+    buf_init(&msg);
+    while (map_next(in->live, &it, &k, &v)) {
+        const char *sep = strchr(k, '\x1f');
+        struct period p;
+        if (!sep || period_from_label(sep + 1, &p) < 0)
+            continue;
+        char *tag = xstrndup(k, (size_t)(sep - k));
+        struct kpi_figures f;
+        int rc = store_read_figures(in->st, tag, &p, &f, err, sizeof(err));
+        if (rc < 0) {
+            free(tag);
+            ingest_redis_failed(in, "reading figures", err);
+            break;
+        }
+        if (rc == 1) {
+            free(tag);
+            continue;
+        }
+        buf_reset(&key);
+        buf_printf(&key, "%s:%s:kpi", tag, p.label);
+        const char *argv[2 * KPI_COUNT_ALL + 4];
+        size_t lens[2 * KPI_COUNT_ALL + 4];
+        char vals[KPI_COUNT_ALL][48];
+        int n = 0;
+        argv[n++] = "HSET";
+        argv[n++] = key.data;
+        for (int kk = 0; kk < KPI_COUNT_ALL; kk++) {
+            struct kpi_value kv = kpi_compute(&f, (enum kpi_id)kk);
+            if (!kv.defined)
+                snprintf(vals[kk], sizeof(vals[kk]), "null");
+            else if (kpi_unit((enum kpi_id)kk) == KPI_MONEY)
+                kpi_format_cents(kv.cents, vals[kk], sizeof(vals[kk]));
+            else
+                kpi_format_double(kv.value, vals[kk], sizeof(vals[kk]));
+            argv[n++] = kpi_name((enum kpi_id)kk);
+            argv[n++] = vals[kk];
+        }
+        for (int a = 0; a < n; a++)
+            lens[a] = strlen(argv[a]);
+        rconn_append(in->rc, n, argv, lens);
+        buf_reset(&msg);
+        buf_printf(&msg, "%s %s", tag + strlen(in->cfg->redis_key_prefix), p.label);
+        rconn_appendf(in->rc, "PUBLISH %slive %b", in->cfg->redis_key_prefix, msg.data, msg.len);
+        free(tag);
+    }
+    buf_release(&key);
+    buf_release(&msg);
+    if (in->redis_ok && rconn_pending(in->rc) > 0) {
+        redisReply **rep = NULL;
+        size_t nr = 0;
+        if (rconn_exec(in->rc, &rep, &nr, err, sizeof(err)) < 0)
+            ingest_redis_failed(in, "writing live KPIs", err);
+        rconn_replies_free(rep, nr);
+    }
+    map_clear(in->live);
+}
+
 static int ingest_commit_part(struct ingest *in, struct part *p, char *err, size_t errlen)
 {
     struct agg_kv *kv[2];
@@ -468,6 +567,7 @@ static int ingest_commit_part(struct ingest *in, struct part *p, char *err, size
     b.nstate[st0] = nkv[0];
     b.state[STORE_PEND] = skv[1];
     b.nstate[STORE_PEND] = nkv[1];
+    ingest_collect_live(in, p->delta);
     int rc = store_commit(in->st, &b, err, errlen);
     for (int w = 0; w < 2; w++) {
         for (size_t i = 0; i < nkv[w]; i++) {
@@ -636,8 +736,12 @@ static void ingest_finish(struct ingest *in, bool tick)
         }
         p->touched = false;
     }
-    if (ingest_watermark(in, err, sizeof(err)) < 0)
+    if (ingest_watermark(in, err, sizeof(err)) < 0) {
         ingest_redis_failed(in, "watermark", err);
+        return;
+    }
+    if (tick)
+        ingest_refresh_live(in);
 }
 
 void ingest_step(struct ingest *in)

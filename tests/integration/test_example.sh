@@ -27,6 +27,11 @@ if python3 "$ROOT/tests/integration/compare_json.py" "$EXAMPLE/expected-show.jso
 else
     fail "show --json differs from expected-show.jsonl"
 fi
+# the live KPI hash dashboards read
+sleep 1.2
+v=$(redis-cli -s "$WORK/r.sock" hget 'csm:{a:demo:x2}:2026-08:kpi' reply_rate)
+s=$(redis-cli -s "$WORK/r.sock" hget 'csm:{a:demo:x2}:2026-08:kpi' sales)
+[ "$v" = "0.6666666666666666" ] && [ "$s" = "300" ] && ok "live KPI hash: reply_rate $v, sales $s" || fail "live KPI hash: reply_rate '$v' sales '$s'"
 "$CSMETRICS" -c "$WORK/c.yaml" show --shop demo --agent x1 --json >"$WORK/all.jsonl"
 [ "$(wc -l <"$WORK/all.jsonl")" -eq 1 ] && ok "show without --period lists the one month held" || fail "show without --period: $(wc -l <"$WORK/all.jsonl") lines"
 if "$CSMETRICS" -c "$WORK/c.yaml" show --shop demo --agent nobody --json 2>"$WORK/err"; then
