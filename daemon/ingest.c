@@ -470,12 +470,14 @@ static void ingest_collect_live(struct ingest *in, struct delta *d)
 static void ingest_refresh_live(struct ingest *in)
 {
     char err[512];
-    size_t it = 0;
+    size_t it = 0, n = map_size(in->live), got = 0;
     const char *k;
     void *v;
-    struct buf key, msg;
-    buf_init(&key);
-    buf_init(&msg);
+    struct live_row {
+        char *key, *msg;
+        char vals[KPI_COUNT_ALL][48];
+    } *rows = xcalloc(n + 1, sizeof(*rows));
+    /* Reads first, then one pipeline of writes: rconn replies come back in order. */
     while (map_next(in->live, &it, &k, &v)) {
         const char *sep = strchr(k, '\x1f');
         struct period p;
@@ -489,39 +491,43 @@ static void ingest_refresh_live(struct ingest *in)
             ingest_redis_failed(in, "reading figures", err);
             break;
         }
-        if (rc == 1) {
-            free(tag);
-            continue;
+        if (rc == 0) {
+            struct live_row *r = &rows[got++];
+            struct buf b;
+            buf_init(&b);
+            buf_printf(&b, "%s:%s:kpi", tag, p.label);
+            r->key = xstrdup(b.data);
+            buf_reset(&b);
+            buf_printf(&b, "%s %s", tag + strlen(in->cfg->redis_key_prefix), p.label);
+            r->msg = xstrdup(b.data);
+            buf_release(&b);
+            for (int kk = 0; kk < KPI_COUNT_ALL; kk++) {
+                struct kpi_value kv = kpi_compute(&f, (enum kpi_id)kk);
+                if (!kv.defined)
+                    snprintf(r->vals[kk], sizeof(r->vals[kk]), "null");
+                else if (kpi_unit((enum kpi_id)kk) == KPI_MONEY)
+                    kpi_format_cents(kv.cents, r->vals[kk], sizeof(r->vals[kk]));
+                else
+                    kpi_format_double(kv.value, r->vals[kk], sizeof(r->vals[kk]));
+            }
         }
-        buf_reset(&key);
-        buf_printf(&key, "%s:%s:kpi", tag, p.label);
-        const char *argv[2 * KPI_COUNT_ALL + 4];
-        size_t lens[2 * KPI_COUNT_ALL + 4];
-        char vals[KPI_COUNT_ALL][48];
-        int n = 0;
-        argv[n++] = "HSET";
-        argv[n++] = key.data;
-        for (int kk = 0; kk < KPI_COUNT_ALL; kk++) {
-            struct kpi_value kv = kpi_compute(&f, (enum kpi_id)kk);
-            if (!kv.defined)
-                snprintf(vals[kk], sizeof(vals[kk]), "null");
-            else if (kpi_unit((enum kpi_id)kk) == KPI_MONEY)
-                kpi_format_cents(kv.cents, vals[kk], sizeof(vals[kk]));
-            else
-                kpi_format_double(kv.value, vals[kk], sizeof(vals[kk]));
-            argv[n++] = kpi_name((enum kpi_id)kk);
-            argv[n++] = vals[kk];
-        }
-        for (int a = 0; a < n; a++)
-            lens[a] = strlen(argv[a]);
-        rconn_append(in->rc, n, argv, lens);
-        buf_reset(&msg);
-        buf_printf(&msg, "%s %s", tag + strlen(in->cfg->redis_key_prefix), p.label);
-        rconn_appendf(in->rc, "PUBLISH %slive %b", in->cfg->redis_key_prefix, msg.data, msg.len);
         free(tag);
     }
-    buf_release(&key);
-    buf_release(&msg);
+    for (size_t i = 0; in->redis_ok && i < got; i++) {
+        const char *argv[2 * KPI_COUNT_ALL + 2];
+        size_t lens[2 * KPI_COUNT_ALL + 2];
+        int a = 0;
+        argv[a++] = "HSET";
+        argv[a++] = rows[i].key;
+        for (int kk = 0; kk < KPI_COUNT_ALL; kk++) {
+            argv[a++] = kpi_name((enum kpi_id)kk);
+            argv[a++] = rows[i].vals[kk];
+        }
+        for (int j = 0; j < a; j++)
+            lens[j] = strlen(argv[j]);
+        rconn_append(in->rc, a, argv, lens);
+        rconn_appendf(in->rc, "PUBLISH %slive %s", in->cfg->redis_key_prefix, rows[i].msg);
+    }
     if (in->redis_ok && rconn_pending(in->rc) > 0) {
         redisReply **rep = NULL;
         size_t nr = 0;
@@ -529,6 +535,11 @@ static void ingest_refresh_live(struct ingest *in)
             ingest_redis_failed(in, "writing live KPIs", err);
         rconn_replies_free(rep, nr);
     }
+    for (size_t i = 0; i < got; i++) {
+        free(rows[i].key);
+        free(rows[i].msg);
+    }
+    free(rows);
     map_clear(in->live);
 }
 

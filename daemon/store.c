@@ -564,7 +564,11 @@ int store_read_figures(struct store *s, const char *owner_tag, const struct peri
     if (rc < 0)
         return -1;
     rc = -1;
-    if (nr != 2 || store_reply_error(rep[0], err, errlen, "figures") < 0)
+    if (nr != 2) {
+        snprintf(err, errlen, "figures: %zu replies for 2 commands", nr);
+        goto out;
+    }
+    if (store_reply_error(rep[0], err, errlen, "figures") < 0)
         goto out;
     redisReply *r = rep[0];
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 14) {
