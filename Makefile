@@ -7,6 +7,11 @@ DESTDIR ?=
 BINDIR  ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+# After an install to the live system (no DESTDIR) as root: create the user, apply
+# the tmpfiles entry and reload systemd. POSTINSTALL=no skips that.
+POSTINSTALL ?= yes
 
 CC      ?= cc
 PKGS    := rdkafka hiredis yaml-0.1 yajl libsystemd
@@ -72,11 +77,67 @@ demo: deps all
 bench: deps all
 	@scripts/bench
 
+# install: binaries, systemd unit, sysusers/tmpfiles entries, example configuration
+# and the shipped rule files. Into the live system (no DESTDIR) an existing
+# csmetrics.yaml or rule file is never overwritten: the new one lands next to it as
+# *.example. The configuration may hold secrets: 0640, group csmetrics via tmpfiles.
+CSM_ETC    = $(DESTDIR)$(SYSCONFDIR)/csmetrics
+CSM_RULES  = $(wildcard rules/examples/*.yaml)
+CSM_SUBST  = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/csmetrics/rules $(DESTDIR)$(UNITDIR)
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(TMPFILESDIR)
+	install -d -m 0750 $(CSM_ETC)
+	install -d -m 0755 $(CSM_ETC)/rules
 	install -m 0755 $(B)/csmetricsd $(B)/csmetrics $(DESTDIR)$(BINDIR)/
-	install -m 0644 config/csmetrics.yaml.example $(DESTDIR)$(SYSCONFDIR)/csmetrics/csmetrics.yaml
-	sed 's|@BINDIR@|$(BINDIR)|g' systemd/csmetricsd.service > $(DESTDIR)$(UNITDIR)/csmetricsd.service
+	$(CSM_SUBST) systemd/csmetricsd.service >$(B)/csmetricsd.service
+	install -m 0644 $(B)/csmetricsd.service $(DESTDIR)$(UNITDIR)/csmetricsd.service
+	install -m 0644 systemd/csmetrics.sysusers $(DESTDIR)$(SYSUSERSDIR)/csmetrics.conf
+	$(CSM_SUBST) systemd/csmetrics.tmpfiles >$(B)/csmetrics.tmpfiles
+	install -m 0644 $(B)/csmetrics.tmpfiles $(DESTDIR)$(TMPFILESDIR)/csmetrics.conf
+	@set -e; keep() { [ -z "$(DESTDIR)" ] && [ -e "$$1" ] && ! cmp -s "$$2" "$$1"; }; \
+	t=$(CSM_ETC)/csmetrics.yaml; \
+	if keep $$t config/csmetrics.yaml.example; then \
+	  echo "keeping $$t; the new example is $$t.example"; \
+	  echo "install -m 0644 config/csmetrics.yaml.example $$t.example"; \
+	  install -m 0644 config/csmetrics.yaml.example $$t.example; \
+	else \
+	  echo "install -m 0640 config/csmetrics.yaml.example $$t"; \
+	  install -m 0640 config/csmetrics.yaml.example $$t; \
+	fi; \
+	for f in $(CSM_RULES); do \
+	  t=$(CSM_ETC)/rules/$${f##*/}; \
+	  if keep $$t $$f; then \
+	    echo "keeping $$t; the shipped one is $$t.example"; t=$$t.example; fi; \
+	  echo "install -m 0644 $$f $$t"; install -m 0644 $$f $$t; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ "$(POSTINSTALL)" = yes ] && [ "$$(id -u)" = 0 ]; then \
+	  if command -v systemd-sysusers >/dev/null; then \
+	    echo "systemd-sysusers $(SYSUSERSDIR)/csmetrics.conf"; \
+	    systemd-sysusers $(SYSUSERSDIR)/csmetrics.conf; fi; \
+	  if command -v systemd-tmpfiles >/dev/null; then \
+	    echo "systemd-tmpfiles --create $(TMPFILESDIR)/csmetrics.conf"; \
+	    systemd-tmpfiles --create $(TMPFILESDIR)/csmetrics.conf; fi; \
+	  if [ -d /run/systemd/system ]; then echo "systemctl daemon-reload"; systemctl daemon-reload; fi; \
+	fi
+
+# uninstall: removes what install put there, except a csmetrics.yaml or rule file that
+# differs from the shipped one (the operator's), and the csmetrics user.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/csmetricsd $(DESTDIR)$(BINDIR)/csmetrics \
+	  $(DESTDIR)$(UNITDIR)/csmetricsd.service $(DESTDIR)$(SYSUSERSDIR)/csmetrics.conf \
+	  $(DESTDIR)$(TMPFILESDIR)/csmetrics.conf $(CSM_ETC)/csmetrics.yaml.example
+	@drop() { if [ ! -e "$$1" ]; then :; elif cmp -s "$$2" "$$1"; then echo "rm -f $$1"; rm -f "$$1"; \
+	  else echo "keeping $$1 (changed)"; fi; }; \
+	drop $(CSM_ETC)/csmetrics.yaml config/csmetrics.yaml.example; \
+	for f in $(CSM_RULES); do \
+	  drop $(CSM_ETC)/rules/$${f##*/} $$f; rm -f $(CSM_ETC)/rules/$${f##*/}.example; done; \
+	rmdir $(CSM_ETC)/rules $(CSM_ETC) 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "systemctl daemon-reload"; systemctl daemon-reload; fi
+
+.PHONY: uninstall
 
 format:
 	clang-format -i $(LIB_SRCS) daemon/main.c $(CLI_SRCS) $(UNIT_SRCS) $(wildcard */*.h)

@@ -1,5 +1,8 @@
-/* top — a live leaderboard of one shop's agents from Redis, refreshed like top(1):
- * the period in progress (or --period), sorted by a KPI, best first. */
+/* top — a live leaderboard of each shop's agents from Redis, refreshed like top(1): the
+ * period in progress in the configured zone (or --period), best first by one KPI, the
+ * team's row, and how far the daemon has got (global watermark, committed messages).
+ * Read-only: it reads the keys the daemon writes (README "Redis key layout"). Every
+ * frame is built in memory and written at once, so a refresh does not flicker. */
 #include "aggregator/keys.h"
 #include "aggregator/kpi.h"
 #include "cli/cli.h"
@@ -7,13 +10,21 @@
 #include "common/buf.h"
 #include "common/clock.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
+
+#define TOP_SHOPS_MAX 64
+#define TOP_AGENT_WIDTH_MAX 16
 
 static volatile sig_atomic_t top_stop;
 
@@ -23,6 +34,82 @@ static void top_on_signal(int sig)
     top_stop = 1;
 }
 
+/* One table column: a KPI under a short header. `drop` orders what goes when the table
+ * is wider than the screen: the highest number first; 0 is never dropped. */
+struct top_col {
+    const char *head;
+    enum kpi_id kpi;
+    int width;
+    int drop;
+    const char *help;
+};
+
+static const struct top_col top_cols[] = {
+    {.head = "inquiries", .kpi = KPI_INQUIRIES, .width = 9, .drop = 0,
+     .help = "customers who wrote to the agent"},
+    {.head = "reply", .kpi = KPI_REPLY_RATE, .width = 6, .drop = 4,
+     .help = "reply_rate: share of them answered"},
+    {.head = "resp_s", .kpi = KPI_RESPONSE_TIME_MEAN_S, .width = 6, .drop = 0,
+     .help = "response_time_mean_s: mean wait for an answer"},
+    {.head = "first_s", .kpi = KPI_FIRST_RESPONSE_TIME_MEAN_S, .width = 7, .drop = 13,
+     .help = "first_response_time_mean_s: mean first wait"},
+    {.head = "p90_s", .kpi = KPI_RESPONSE_TIME_P90_S, .width = 6, .drop = 12,
+     .help = "response_time_p90_s: 90th percentile wait"},
+    {.head = "unans", .kpi = KPI_UNANSWERED_WAITS, .width = 5, .drop = 9,
+     .help = "unanswered_waits: waits nobody answered"},
+    {.head = "compl", .kpi = KPI_COMPLAINTS, .width = 5, .drop = 3,
+     .help = "complaints"},
+    {.head = "conv", .kpi = KPI_INQUIRY_CONVERSION, .width = 6, .drop = 2,
+     .help = "inquiry_conversion: share of inquiries who ordered"},
+    {.head = "orders", .kpi = KPI_ORDERS, .width = 6, .drop = 11,
+     .help = "orders created"},
+    {.head = "success", .kpi = KPI_ORDER_SUCCESS, .width = 7, .drop = 6,
+     .help = "order_success: paying customers / ordering ones"},
+    {.head = "sales", .kpi = KPI_SALES, .width = 10, .drop = 0,
+     .help = "sales: paid amounts, yuan"},
+    {.head = "aov", .kpi = KPI_AOV, .width = 7, .drop = 7,
+     .help = "aov: sales per paying customer, yuan"},
+    {.head = "refund", .kpi = KPI_REFUND_RATE, .width = 6, .drop = 10,
+     .help = "refund_rate: refunded / paid orders"},
+    {.head = "target", .kpi = KPI_TARGET_COMPLETION, .width = 6, .drop = 5,
+     .help = "target_completion: sales / monthly target"},
+};
+#define TOP_NCOLS (sizeof(top_cols) / sizeof(top_cols[0]))
+
+/* KPIs where a smaller value ranks better. */
+static bool top_lower_is_better(enum kpi_id id)
+{
+    switch (id) {
+    case KPI_RESPONSE_TIME_MEAN_S:
+    case KPI_FIRST_RESPONSE_TIME_MEAN_S:
+    case KPI_RESPONSE_TIME_P90_S:
+    case KPI_UNANSWERED_WAITS:
+    case KPI_REFUNDED_ORDERS:
+    case KPI_CANCELLED_ORDERS:
+    case KPI_FLAGGED_ORDERS:
+    case KPI_REFUND_AMOUNT:
+    case KPI_REFUND_RATE:
+    case KPI_ABNORMAL_ORDER_RATE:
+    case KPI_COMPLAINTS:
+    case KPI_COMPLAINT_RATE:
+    case KPI_CHURN_RATE:
+    case KPI_ABSENT_DAYS: return true;
+    default: return false;
+    }
+}
+
+struct top_opts {
+    const char *shops[TOP_SHOPS_MAX];
+    size_t nshops;
+    const char *label; /* --period, or NULL for the period in progress of `kind` */
+    enum period_kind kind;
+    enum kpi_id sort;
+    long limit; /* agents per shop; 0: all (or what the terminal holds) */
+    long width; /* 0: no limit */
+    long height; /* 0: no limit */
+    bool tty;    /* redraw in place */
+};
+
 struct top_row {
     char *agent;
     struct kpi_figures f;
@@ -30,22 +117,69 @@ struct top_row {
     bool defined;
 };
 
+static bool top_sort_lower;
+
 static int top_cmp(const void *a, const void *b)
 {
     const struct top_row *x = a, *y = b;
     if (x->defined != y->defined)
         return x->defined ? -1 : 1;
-    if (x->key != y->key)
-        return x->key > y->key ? -1 : 1;
+    if (x->defined && x->key != y->key)
+        return (x->key > y->key) == top_sort_lower ? 1 : -1;
     return strcmp(x->agent, y->agent);
+}
+
+static int top_strcmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void top_usage(FILE *out)
 {
-    fprintf(out, "usage: csmetrics top [--shop S] [--period LABEL | --kind month] [--sort KPI]\n"
-                 "                     [--interval SECONDS] [--once]\n"
-                 "  A live leaderboard of the shop's agents, best first by --sort (default\n"
-                 "  sales), refreshed every --interval seconds (default 2) until Ctrl-C.\n");
+    fprintf(out,
+            "usage: csmetrics top [--shop S]... [--kind KIND | --period LABEL] [--sort KPI]\n"
+            "                     [--limit N] [--interval SECONDS] [--width COLUMNS] [--once]\n"
+            "\n"
+            "A live leaderboard of each shop's agents, read from the daemon's Redis and\n"
+            "redrawn every --interval seconds until Ctrl-C, best agent first. Below each shop's\n"
+            "agents, 'team' is the whole shop. The second line tells how far the daemon has\n"
+            "got: the event time every partition has reached (the watermark that closes\n"
+            "periods) and the number of messages it has committed.\n"
+            "\n"
+            "  --shop S          a shop to show; repeat for several (default: every shop)\n"
+            "  --kind KIND       show the KIND in progress now in the configured time zone:\n"
+            "                    day, week, month, quarter, half or year (default month)\n"
+            "  --period LABEL    show this period instead: 2026-11-27, 2026-W48, 2026-11,\n"
+            "                    2026-Q4, 2026-H2 or 2026 (the daemon keeps the kinds of\n"
+            "                    its 'periods' setting and of the rule files)\n"
+            "  --sort KPI        rank by a KPI name (see 'csmetrics show') or a column header\n"
+            "                    (default sales); best first: lower is better for response\n"
+            "                    times, unanswered waits, refunds, complaints and churn\n"
+            "  --limit N         show only the N best agents of each shop (default: all, or\n"
+            "                    as many as the terminal holds)\n"
+            "  --interval S      seconds between refreshes (default 2)\n"
+            "  --width COLUMNS   fit lines into COLUMNS (default: the terminal's width, else\n"
+            "                    $COLUMNS); the least important columns are left out first\n"
+            "  --once            print the table once and exit, without clearing the screen\n"
+            "\n"
+            "Columns ('-': undefined, e.g. a rate with nothing to divide by, or no target):\n");
+    for (size_t c = 0; c < TOP_NCOLS; c++)
+        fprintf(out, "  %-9s %s\n", top_cols[c].head, top_cols[c].help);
+    fprintf(out, "\nExample: csmetrics -c demo.yaml top --shop shop-1 --kind day --sort resp_s\n");
+}
+
+/* Parses --sort: a KPI name or a column header. */
+static int top_sort_lookup(const char *name, enum kpi_id *out)
+{
+    if (kpi_lookup(name, out) == 0)
+        return 0;
+    for (size_t c = 0; c < TOP_NCOLS; c++) {
+        if (strcmp(name, top_cols[c].head) == 0) {
+            *out = top_cols[c].kpi;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 static void top_cell(const struct kpi_figures *f, enum kpi_id id, char *out, size_t n)
@@ -54,17 +188,140 @@ static void top_cell(const struct kpi_figures *f, enum kpi_id id, char *out, siz
     if (!v.defined)
         snprintf(out, n, "-");
     else if (kpi_unit(id) == KPI_MONEY)
-        kpi_format_cents(v.cents, out, n);
+        snprintf(out, n, "%s%" PRId64 ".%02" PRId64, v.cents < 0 ? "-" : "",
+                 llabs(v.cents) / 100, llabs(v.cents) % 100);
     else if (kpi_unit(id) == KPI_RATIO)
         snprintf(out, n, "%.1f%%", v.value * 100);
     else if (kpi_unit(id) == KPI_SECONDS)
-        snprintf(out, n, "%.1fs", v.value);
+        snprintf(out, n, "%.1f", v.value);
     else
         snprintf(out, n, "%.0f", v.value);
 }
 
-static int top_draw(struct rconn *rc, struct store *st, const char *prefix, const char *shop,
-                    const struct period *p, enum kpi_id sort, bool clear)
+/* Display columns of UTF-8 text (code points; wide CJK glyphs count as one). */
+static size_t top_text_width(const char *s)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        w += (*p & 0xC0) != 0x80;
+    return w;
+}
+
+/* Appends s left-aligned in w display columns, cut at a code point with '~' if longer. */
+static void top_add_padded(struct buf *b, const char *s, size_t w)
+{
+    size_t sw = top_text_width(s);
+    if (sw <= w) {
+        buf_adds(b, s);
+        for (size_t i = sw; i < w; i++)
+            buf_addc(b, ' ');
+        return;
+    }
+    size_t cols = 0;
+    const char *p = s;
+    while (*p && cols < w - 1) {
+        p++;
+        while ((*(const unsigned char *)p & 0xC0) == 0x80)
+            p++;
+        cols++;
+    }
+    buf_add(b, s, (size_t)(p - s));
+    buf_addc(b, '~');
+}
+
+/* Local "YYYY-MM-DD HH:MM:SS" of ts_ms in the configured zone. */
+static void top_format_time(int64_t ts_ms, const char *fmt, char *out, size_t n)
+{
+    time_t t = (time_t)(ts_ms / 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || strftime(out, n, fmt, &tm) == 0)
+        snprintf(out, n, "?");
+}
+
+/* The daemon's progress: global watermark and the sum of committed offsets of every
+ * partition that has published a watermark. Appended as one line. */
+static void top_progress(struct buf *fr, struct rconn *rc, const char *prefix)
+{
+    char err[512];
+    redisReply *g = rconn_command(rc, err, sizeof(err), "GET %s{wm}:global", prefix);
+    redisReply *parts = g ? rconn_command(rc, err, sizeof(err), "HKEYS %s{wm}:parts", prefix) : NULL;
+    if (!g || !parts) {
+        buf_printf(fr, "daemon: cannot read its progress: %s\n", err);
+        freeReplyObject(g);
+        return;
+    }
+    int64_t committed = 0;
+    size_t nparts = 0;
+    for (size_t i = 0; parts->type == REDIS_REPLY_ARRAY && i < parts->elements; i++) {
+        const char *name = parts->element[i]->str;
+        const char *colon = strrchr(name, ':');
+        if (!colon)
+            continue;
+        char *topic = xstrndup(name, (size_t)(colon - name));
+        struct buf k;
+        buf_init(&k);
+        keys_partition_tag(&k, prefix, topic, (int32_t)atoi(colon + 1));
+        redisReply *off = rconn_command(rc, err, sizeof(err), "HGET %s:meta off", k.data);
+        if (off && off->type == REDIS_REPLY_STRING && atoll(off->str) > 0)
+            committed += atoll(off->str);
+        nparts++;
+        freeReplyObject(off);
+        buf_release(&k);
+        free(topic);
+    }
+    int64_t wm = g->type == REDIS_REPLY_STRING ? atoll(g->str) : 0;
+    char when[40];
+    if (wm > 0)
+        top_format_time(wm, "%Y-%m-%d %H:%M:%S", when, sizeof(when));
+    else
+        snprintf(when, sizeof(when), "not yet");
+    buf_printf(fr, "daemon: event time reached %s, %" PRId64 " messages committed from %zu partitions\n",
+               when, committed, nparts);
+    freeReplyObject(g);
+    freeReplyObject(parts);
+}
+
+/* Which columns fit in `width` next to rank and agent (all when width is 0). */
+static void top_fit_columns(bool *show, size_t agent_w, long width)
+{
+    size_t total = 4 + agent_w;
+    for (size_t c = 0; c < TOP_NCOLS; c++) {
+        show[c] = true;
+        total += 1 + (size_t)top_cols[c].width;
+    }
+    while (width > 0 && total > (size_t)width) {
+        size_t worst = TOP_NCOLS;
+        for (size_t c = 0; c < TOP_NCOLS; c++)
+            if (show[c] && top_cols[c].drop > 0 && (worst == TOP_NCOLS || top_cols[c].drop > top_cols[worst].drop))
+                worst = c;
+        if (worst == TOP_NCOLS)
+            break;
+        show[worst] = false;
+        total -= 1 + (size_t)top_cols[worst].width;
+    }
+}
+
+static void top_add_row(struct buf *fr, const char *rank, const char *who, size_t agent_w,
+                        const bool *show, const struct kpi_figures *f)
+{
+    buf_printf(fr, "%3s ", rank);
+    top_add_padded(fr, who, agent_w);
+    for (size_t c = 0; c < TOP_NCOLS; c++) {
+        if (!show[c])
+            continue;
+        char cell[48];
+        if (f)
+            top_cell(f, top_cols[c].kpi, cell, sizeof(cell));
+        else
+            snprintf(cell, sizeof(cell), "%s", top_cols[c].head);
+        buf_printf(fr, " %*s", top_cols[c].width, cell);
+    }
+    buf_addc(fr, '\n');
+}
+
+/* Appends one shop's table: a title line, the header, `limit` agents (0: all), team. */
+static int top_shop(struct buf *fr, struct rconn *rc, struct store *st, const char *prefix,
+                    const char *shop, const struct period *p, const struct top_opts *o, long limit)
 {
     char err[512];
     struct buf tag;
@@ -72,21 +329,26 @@ static int top_draw(struct rconn *rc, struct store *st, const char *prefix, cons
     keys_owner_tag(&tag, prefix, KEYS_TEAM, shop, NULL);
     redisReply *r = rconn_command(rc, err, sizeof(err), "SMEMBERS %s:agents", tag.data);
     if (!r) {
-        fprintf(stderr, "csmetrics: %s\n", err);
+        buf_printf(fr, "shop %s: %s\n", shop, err);
         buf_release(&tag);
         return -1;
     }
     size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
     struct top_row *rows = xcalloc(n + 1, sizeof(*rows));
     size_t nrows = 0;
-    for (size_t i = 0; i < n; i++) {
+    int status = 0;
+    for (size_t i = 0; i < n && status == 0; i++) {
         struct buf at;
         buf_init(&at);
         keys_owner_tag(&at, prefix, KEYS_AGENT, shop, r->element[i]->str);
         struct top_row *row = &rows[nrows];
-        if (store_read_figures(st, at.data, p, &row->f, err, sizeof(err)) == 0) {
+        int got = store_read_figures(st, at.data, p, &row->f, err, sizeof(err));
+        if (got < 0) {
+            buf_printf(fr, "shop %s: %s\n", shop, err);
+            status = -1;
+        } else if (got == 0) {
             row->agent = xstrdup(r->element[i]->str);
-            struct kpi_value v = kpi_compute(&row->f, sort);
+            struct kpi_value v = kpi_compute(&row->f, o->sort);
             row->defined = v.defined;
             row->key = v.value;
             nrows++;
@@ -94,48 +356,184 @@ static int top_draw(struct rconn *rc, struct store *st, const char *prefix, cons
         buf_release(&at);
     }
     freeReplyObject(r);
-    qsort(rows, nrows, sizeof(*rows), top_cmp);
-    if (clear)
-        printf("\033[H\033[2J");
-    printf("csmetrics top — shop %s, period %s, sorted by %s, %zu agents\n\n", shop, p->label,
-           kpi_name(sort), nrows);
-    static const enum kpi_id cols[] = {KPI_INQUIRIES, KPI_REPLY_RATE, KPI_RESPONSE_TIME_MEAN_S,
-                                       KPI_UNANSWERED_WAITS, KPI_INQUIRY_CONVERSION,
-                                       KPI_ORDER_SUCCESS, KPI_SALES, KPI_AOV, KPI_REFUND_RATE,
-                                       KPI_COMPLAINTS, KPI_TARGET_COMPLETION};
-    printf("%-4s %-12s", "#", "agent");
-    for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
-        const char *nm = kpi_name(cols[c]);
-        printf(" %12.12s", nm);
+    struct kpi_figures team;
+    int team_got = status == 0 ? store_read_figures(st, tag.data, p, &team, err, sizeof(err)) : 1;
+    if (team_got < 0) {
+        buf_printf(fr, "shop %s: %s\n", shop, err);
+        status = -1;
     }
-    printf("\n");
-    for (size_t i = 0; i < nrows; i++) {
-        printf("%-4zu %-12.12s", i + 1, rows[i].agent);
-        for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
-            char cell[32];
-            top_cell(&rows[i].f, cols[c], cell, sizeof(cell));
-            printf(" %12s", cell);
+    if (status == 0) {
+        top_sort_lower = top_lower_is_better(o->sort);
+        qsort(rows, nrows, sizeof(*rows), top_cmp);
+        size_t shown = limit > 0 && (size_t)limit < nrows ? (size_t)limit : nrows;
+        size_t agent_w = 5;
+        for (size_t i = 0; i < shown; i++) {
+            size_t w = top_text_width(rows[i].agent);
+            if (w > agent_w)
+                agent_w = w;
         }
-        printf("\n");
-        free(rows[i].agent);
+        if (agent_w > TOP_AGENT_WIDTH_MAX)
+            agent_w = TOP_AGENT_WIDTH_MAX;
+        bool show[TOP_NCOLS];
+        top_fit_columns(show, agent_w, o->width);
+        buf_adds(fr, "shop ");
+        buf_adds(fr, shop);
+        if (shown < nrows)
+            buf_printf(fr, ": %zu agents (the best %zu shown)\n", nrows, shown);
+        else
+            buf_printf(fr, ": %zu agent%s\n", nrows, nrows == 1 ? "" : "s");
+        if (nrows == 0 && team_got == 1) {
+            buf_printf(fr, "    (no figures in %s yet)\n", p->label);
+        } else {
+            top_add_row(fr, "#", "agent", agent_w, show, NULL);
+            for (size_t i = 0; i < shown; i++) {
+                char rank[24];
+                snprintf(rank, sizeof(rank), "%zu", i + 1);
+                top_add_row(fr, rank, rows[i].agent, agent_w, show, &rows[i].f);
+            }
+            if (team_got == 0)
+                top_add_row(fr, "", "team", agent_w, show, &team);
+        }
     }
-    fflush(stdout);
+    for (size_t i = 0; i < nrows; i++)
+        free(rows[i].agent);
     free(rows);
     buf_release(&tag);
+    return status;
+}
+
+/* The shops to show: the --shop list, else every shop in the registry, sorted. The
+ * strings of *owned are malloc'd (caller frees them and the array). */
+static int top_list_shops(struct rconn *rc, const char *prefix, const struct top_opts *o,
+                          char ***owned, size_t *n, char *err, size_t errlen)
+{
+    *owned = NULL;
+    *n = 0;
+    if (o->nshops) {
+        *owned = xcalloc(o->nshops, sizeof(**owned));
+        for (size_t i = 0; i < o->nshops; i++)
+            (*owned)[i] = xstrdup(o->shops[i]);
+        *n = o->nshops;
+        return 0;
+    }
+    redisReply *r = rconn_command(rc, err, errlen, "SMEMBERS %s{r}:shops", prefix);
+    if (!r)
+        return -1;
+    size_t m = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    *owned = xcalloc(m + 1, sizeof(**owned));
+    for (size_t i = 0; i < m; i++)
+        (*owned)[i] = xstrdup(r->element[i]->str);
+    *n = m;
+    freeReplyObject(r);
+    qsort(*owned, m, sizeof(**owned), top_strcmp);
+    return 0;
+}
+
+/* Builds one frame into fr. -1 when Redis failed (the frame then says why). */
+static int top_frame(struct buf *fr, struct rconn *rc, struct store *st, const char *prefix,
+                     const char *zone, const struct top_opts *o)
+{
+    char err[512];
+    struct period p;
+    int64_t now = clock_wall_ms();
+    if (o->label ? period_from_label(o->label, &p) < 0 : period_of(o->kind, now, &p) < 0) {
+        buf_printf(fr, "invalid period '%s'\n", o->label ? o->label : period_kind_name(o->kind));
+        return -1;
+    }
+    struct period last;
+    char first_day[16], last_day[16], clock[16];
+    top_format_time(p.start_ms, "%Y-%m-%d", first_day, sizeof(first_day));
+    top_format_time(p.end_ms - 1, "%Y-%m-%d", last_day, sizeof(last_day));
+    top_format_time(now, "%H:%M:%S", clock, sizeof(clock));
+    (void)last;
+    buf_printf(fr, "csmetrics top  %s %s", period_kind_name(p.kind), p.label);
+    if (p.kind != PERIOD_DAY)
+        buf_printf(fr, " (%s .. %s)", first_day, last_day);
+    buf_printf(fr, " %s  by %s, %s first  %s\n", zone, kpi_name(o->sort),
+               top_lower_is_better(o->sort) ? "lowest" : "highest", clock);
+    if (!rconn_connected(rc) && rconn_connect(rc, err, sizeof(err)) < 0) {
+        buf_printf(fr, "redis: %s\n", err);
+        return -1;
+    }
+    top_progress(fr, rc, prefix);
+    char **shops;
+    size_t nshops;
+    if (top_list_shops(rc, prefix, o, &shops, &nshops, err, sizeof(err)) < 0) {
+        buf_printf(fr, "redis: %s\n", err);
+        return -1;
+    }
+    if (nshops == 0)
+        buf_printf(fr, "\n(no shops yet: the daemon has not counted any event)\n");
+    /* Rows per shop that fit the screen: 3 lines of title, header and team, 1 blank. */
+    long limit = o->limit;
+    if (limit == 0 && o->height > 0 && nshops > 0) {
+        limit = (o->height - 2) / (long)nshops - 4;
+        if (limit < 1)
+            limit = 1;
+    }
+    int status = 0;
+    for (size_t i = 0; i < nshops; i++) {
+        buf_addc(fr, '\n');
+        if (status == 0 && top_shop(fr, rc, st, prefix, shops[i], &p, o, limit) < 0)
+            status = -1;
+        free(shops[i]);
+    }
+    free(shops);
+    return status;
+}
+
+/* Writes a frame: plain, or over the previous one (each line cleared to its end, then
+ * the rest of the screen), lines cut to the width. */
+static void top_write(const struct buf *fr, const struct top_opts *o)
+{
+    struct buf out;
+    buf_init(&out);
+    if (o->tty)
+        buf_adds(&out, "\033[H");
+    const char *s = fr->data ? fr->data : "";
+    while (*s) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s) : strlen(s);
+        buf_add(&out, s, len);
+        if (o->tty)
+            buf_adds(&out, "\033[K");
+        buf_addc(&out, '\n');
+        s += len + (nl ? 1 : 0);
+    }
+    if (o->tty)
+        buf_adds(&out, "\033[J");
+    fwrite(out.data, 1, out.len, stdout);
+    fflush(stdout);
+    buf_release(&out);
+}
+
+static int top_parse_long(const char *opt, const char *text, long min, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min) {
+        fprintf(stderr, "csmetrics: %s wants a whole number >= %ld, not '%s'\n", opt, min, text);
+        return -1;
+    }
+    *out = v;
     return 0;
 }
 
 int cli_top(int argc, char **argv, const char *config_path)
 {
-    const char *shop = "default", *label = NULL, *kind = "month", *sortname = "sales";
+    struct top_opts o = {.kind = PERIOD_MONTH, .sort = KPI_SALES};
+    const char *kind = NULL;
     double interval = 2;
-    bool once = false;
+    bool once = false, width_set = false;
     static const struct option opts[] = {
         {.name = "shop", .has_arg = required_argument, .val = 's'},
         {.name = "period", .has_arg = required_argument, .val = 'p'},
         {.name = "kind", .has_arg = required_argument, .val = 'k'},
         {.name = "sort", .has_arg = required_argument, .val = 'o'},
+        {.name = "limit", .has_arg = required_argument, .val = 'n'},
         {.name = "interval", .has_arg = required_argument, .val = 'i'},
+        {.name = "width", .has_arg = required_argument, .val = 'w'},
         {.name = "once", .has_arg = no_argument, .val = '1'},
         {.name = "help", .has_arg = no_argument, .val = 'h'},
         {0},
@@ -143,25 +541,63 @@ int cli_top(int argc, char **argv, const char *config_path)
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
         switch (ch) {
-        case 's': shop = optarg; break;
-        case 'p': label = optarg; break;
+        case 's':
+            if (o.nshops == TOP_SHOPS_MAX) {
+                fprintf(stderr, "csmetrics: at most %d --shop\n", TOP_SHOPS_MAX);
+                return 2;
+            }
+            o.shops[o.nshops++] = optarg;
+            break;
+        case 'p': o.label = optarg; break;
         case 'k': kind = optarg; break;
-        case 'o': sortname = optarg; break;
-        case 'i': interval = atof(optarg); break;
+        case 'o':
+            if (top_sort_lookup(optarg, &o.sort) < 0) {
+                fprintf(stderr, "csmetrics: unknown KPI '%s' (see 'csmetrics top --help')\n", optarg);
+                return 2;
+            }
+            break;
+        case 'n':
+            if (top_parse_long("--limit", optarg, 1, &o.limit) < 0)
+                return 2;
+            break;
+        case 'w':
+            if (top_parse_long("--width", optarg, 20, &o.width) < 0)
+                return 2;
+            width_set = true;
+            break;
+        case 'i':
+            errno = 0;
+            interval = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(interval >= 0.1 && interval <= 86400)) {
+                fprintf(stderr, "csmetrics: --interval wants seconds from 0.1 to 86400, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case '1': once = true; break;
         case 'h': top_usage(stdout); return 0;
         default: top_usage(stderr); return 2;
         }
     }
-    enum kpi_id sort;
-    if (kpi_lookup(sortname, &sort) < 0) {
-        fprintf(stderr, "csmetrics: unknown KPI '%s'\n", sortname);
+    if (optind < argc) {
+        fprintf(stderr, "csmetrics: unexpected argument '%s'\n", argv[optind]);
+        top_usage(stderr);
         return 2;
     }
-    enum period_kind pk;
-    if (period_kind_parse(kind, &pk) < 0) {
-        fprintf(stderr, "csmetrics: unknown period kind '%s'\n", kind);
+    if (kind && o.label) {
+        fprintf(stderr, "csmetrics: --kind and --period exclude each other\n");
+        return 2;
+    }
+    if (kind && period_kind_parse(kind, &o.kind) < 0) {
+        fprintf(stderr, "csmetrics: unknown period kind '%s' (day, week, month, quarter, half, year)\n",
+                kind);
+        return 2;
+    }
+    struct period check;
+    if (o.label && period_from_label(o.label, &check) < 0) {
+        fprintf(stderr, "csmetrics: invalid period label '%s'\n", o.label);
         return 2;
     }
     struct csm_config cfg;
@@ -175,26 +611,55 @@ int cli_top(int argc, char **argv, const char *config_path)
         return 1;
     }
     struct store *st = store_new(rc, cfg.redis_key_prefix);
+    o.tty = !once && isatty(STDOUT_FILENO);
     struct sigaction sa = {.sa_handler = top_on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (o.tty)
+        fputs("\033[?25l\033[H\033[2J", stdout); /* hide the cursor, clear */
     int status = 0;
     while (!top_stop) {
-        struct period p;
-        if (label ? period_from_label(label, &p) < 0 : period_of(pk, clock_wall_ms(), &p) < 0) {
-            fprintf(stderr, "csmetrics: invalid period '%s'\n", label ? label : kind);
-            status = 2;
+        struct winsize ws;
+        o.height = 0;
+        if (!width_set)
+            o.width = 0;
+        if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+            if (!width_set)
+                o.width = ws.ws_col;
+            if (o.tty)
+                o.height = ws.ws_row;
+        } else if (!width_set && getenv("COLUMNS")) {
+            o.width = atol(getenv("COLUMNS"));
+        }
+        struct buf fr;
+        buf_init(&fr);
+        int rc_frame = top_frame(&fr, rc, st, cfg.redis_key_prefix, cfg.timezone, &o);
+        if (o.tty && o.height > 0) {
+            /* keep the frame within the screen: top(1) cuts, it does not scroll */
+            size_t lines = 0;
+            for (size_t i = 0; i < fr.len; i++)
+                if (fr.data[i] == '\n' && ++lines == (size_t)o.height - 1) {
+                    fr.len = i + 1;
+                    fr.data[fr.len] = '\0';
+                    break;
+                }
+        }
+        top_write(&fr, &o);
+        buf_release(&fr);
+        if (once) {
+            status = rc_frame < 0 ? 1 : 0;
             break;
         }
-        if (top_draw(rc, st, cfg.redis_key_prefix, shop, &p, sort, !once) < 0) {
-            status = 1;
-            break;
-        }
-        if (once)
-            break;
-        usleep((useconds_t)(interval * 1e6));
+        if (!o.tty)
+            fputc('\n', stdout);
+        /* sleep in slices so Ctrl-C ends it at once */
+        for (double slept = 0; slept < interval && !top_stop; slept += 0.1)
+            usleep(100000);
     }
+    if (o.tty)
+        fputs("\033[?25h", stdout);
+    fflush(stdout);
     store_destroy(st);
     rconn_destroy(rc);
     config_release(&cfg);

@@ -30,7 +30,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: csmetricsd [-c FILE] [-t] [--dump-config] [--version]\n"
                  "  -c FILE         configuration (default /etc/csmetrics/csmetrics.yaml)\n"
                  "  -t              check the configuration and exit 0/1 (like nginx -t)\n"
-                 "  --dump-config   print the effective configuration (secrets redacted)\n");
+                 "  --dump-config   print the effective configuration (secrets redacted)\n"
+                 "  --config-reference  print every configuration key as a Markdown table\n");
 }
 
 static int load_config(struct csm_config *cfg, const char *path)
@@ -57,6 +58,10 @@ int main(int argc, char **argv)
             test_only = true;
         else if (strcmp(argv[i], "--dump-config") == 0)
             dump = true;
+        else if (strcmp(argv[i], "--config-reference") == 0) {
+            config_print_reference(stdout); /* the README's configuration table */
+            return 0;
+        }
         else if (strcmp(argv[i], "--version") == 0) {
             printf("csmetricsd %s\n", CSM_VERSION);
             return 0;
