@@ -14,7 +14,6 @@
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,8 +187,10 @@ static void top_cell(const struct kpi_figures *f, enum kpi_id id, char *out, siz
     if (!v.defined)
         snprintf(out, n, "-");
     else if (kpi_unit(id) == KPI_MONEY)
-        snprintf(out, n, "%s%" PRId64 ".%02" PRId64, v.cents < 0 ? "-" : "",
-                 llabs(v.cents) / 100, llabs(v.cents) % 100);
+    {
+        int64_t a = v.cents < 0 ? -v.cents : v.cents;
+        snprintf(out, n, "%s%" PRId64 ".%02" PRId64, v.cents < 0 ? "-" : "", a / 100, a % 100);
+    }
     else if (kpi_unit(id) == KPI_RATIO)
         snprintf(out, n, "%.1f%%", v.value * 100);
     else if (kpi_unit(id) == KPI_SECONDS)
@@ -440,12 +441,10 @@ static int top_frame(struct buf *fr, struct rconn *rc, struct store *st, const c
         buf_printf(fr, "invalid period '%s'\n", o->label ? o->label : period_kind_name(o->kind));
         return -1;
     }
-    struct period last;
     char first_day[16], last_day[16], clock[16];
     top_format_time(p.start_ms, "%Y-%m-%d", first_day, sizeof(first_day));
     top_format_time(p.end_ms - 1, "%Y-%m-%d", last_day, sizeof(last_day));
     top_format_time(now, "%H:%M:%S", clock, sizeof(clock));
-    (void)last;
     buf_printf(fr, "csmetrics top  %s %s", period_kind_name(p.kind), p.label);
     if (p.kind != PERIOD_DAY)
         buf_printf(fr, " (%s .. %s)", first_day, last_day);
@@ -483,7 +482,7 @@ static int top_frame(struct buf *fr, struct rconn *rc, struct store *st, const c
 }
 
 /* Writes a frame: plain, or over the previous one (each line cleared to its end, then
- * the rest of the screen), lines cut to the width. */
+ * the rest of the screen); lines longer than o->width (when set) are cut. */
 static void top_write(const struct buf *fr, const struct top_opts *o)
 {
     struct buf out;
@@ -493,8 +492,14 @@ static void top_write(const struct buf *fr, const struct top_opts *o)
     const char *s = fr->data ? fr->data : "";
     while (*s) {
         const char *nl = strchr(s, '\n');
-        size_t len = nl ? (size_t)(nl - s) : strlen(s);
-        buf_add(&out, s, len);
+        size_t len = nl ? (size_t)(nl - s) : strlen(s), cut = len, cols = 0;
+        for (size_t i = 0; o->width > 0 && i < len; i++) {
+            if (((unsigned char)s[i] & 0xC0) != 0x80 && cols++ == (size_t)o->width) {
+                cut = i;
+                break;
+            }
+        }
+        buf_add(&out, s, cut);
         if (o->tty)
             buf_adds(&out, "\033[K");
         buf_addc(&out, '\n');

@@ -51,6 +51,7 @@ struct ingest {
     int64_t next_tick_ms;
     rd_kafka_message_t **msgs;
     struct map *live; /* "tag\x1flabel" of figures changed since the last live refresh */
+    uint64_t dl_published[DL_REASON_COUNT]; /* dead letters already counted in Redis */
 };
 
 static enum event_topic ingest_topic_kind(const struct ingest *in, const char *topic)
@@ -298,6 +299,8 @@ static void ingest_resync(struct ingest *in)
     log_msg(LOG_NOTICE, "ingest", "resumed from stored offsets partitions=%zu",
             map_size(in->parts));
 }
+
+_Static_assert(DL_REASON_COUNT <= 16, "ingest_stats.deadletters holds every reason");
 
 struct dead_ctx {
     struct ingest *in;
@@ -607,13 +610,14 @@ static void ingest_process(struct ingest *in, size_t n)
     char **claims = xcalloc(n + 1, sizeof(*claims));
     size_t *idx = xcalloc(n + 1, sizeof(*idx));
     bool *dup = xcalloc(n + 1, sizeof(*dup));
+    struct part **mp = xcalloc(n + 1, sizeof(*mp)); /* each message's partition */
     size_t nids = 0;
     struct decode_opts dopt = {.now_ms = now, .max_future_ms = in->cfg->max_future_ms};
 
     /* 1. decode; bad messages to the dead-letter topic */
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = in->msgs[i];
-        struct part *p = ingest_part_of(in, m);
+        struct part *p = mp[i] = ingest_part_of(in, m);
         if (!p)
             continue; /* revoked meanwhile: the next owner reads it */
         char detail[256] = "";
@@ -656,7 +660,7 @@ static void ingest_process(struct ingest *in, size_t n)
         struct event *pe = xcalloc(n + 1, sizeof(*pe));
         size_t np = 0;
         for (size_t i = 0; i < n; i++)
-            if (ok[i] && ingest_part_of(in, in->msgs[i]) == p)
+            if (ok[i] && mp[i] == p)
                 pe[np++] = evs[i]; /* shallow: arenas stay owned by evs */
         if (np && ingest_prefetch(in, p, pe, np, err, sizeof(err)) < 0) {
             free(pe);
@@ -667,7 +671,7 @@ static void ingest_process(struct ingest *in, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = in->msgs[i];
-        struct part *p = ingest_part_of(in, m);
+        struct part *p = mp[i];
         if (!p)
             continue;
         p->next = m->offset + 1;
@@ -696,6 +700,7 @@ out:
     free(claims);
     free(idx);
     free(dup);
+    free(mp);
 }
 
 /* Attribution, orphans, dead-letter flush, commits, watermark publication. */
@@ -750,6 +755,22 @@ static void ingest_finish(struct ingest *in, bool tick)
     if (ingest_watermark(in, err, sizeof(err)) < 0) {
         ingest_redis_failed(in, "watermark", err);
         return;
+    }
+    /* Operational counters of dead letters by reason, for dashboards (not exactly once). */
+    for (int r = 1; r < DL_REASON_COUNT; r++)
+        if (in->stats.deadletters[r] != in->dl_published[r])
+            rconn_appendf(in->rc, "HINCRBY %s{r}:deadletters %s %llu", in->cfg->redis_key_prefix,
+                          dl_reason_name((enum dl_reason)r),
+                          (unsigned long long)(in->stats.deadletters[r] - in->dl_published[r]));
+    if (rconn_pending(in->rc) > 0) {
+        redisReply **rep = NULL;
+        size_t nr = 0;
+        if (rconn_exec(in->rc, &rep, &nr, err, sizeof(err)) < 0) {
+            ingest_redis_failed(in, "counting dead letters", err);
+            return;
+        }
+        rconn_replies_free(rep, nr);
+        memcpy(in->dl_published, in->stats.deadletters, sizeof(in->dl_published));
     }
     if (tick)
         ingest_refresh_live(in);

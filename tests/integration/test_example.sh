@@ -63,6 +63,9 @@ for r in recs:
 amt = [r for r in recs if r["reason"] == "bad_amount"][0]
 assert amt["topic"] == "shop.orders" and "1.001" in amt["payload"], amt
 PY
+sleep 1.2
+c=$(redis-cli -s "$WORK/r.sock" hget 'csm:{r}:deadletters' invalid_json)
+[ "$c" = "2" ] && ok "dead letters counted in Redis (invalid_json 2)" || fail "dead-letter counter invalid_json: '$c'"
 # the figures did not change
 "$CSMETRICS" -c "$WORK/c.yaml" show --shop demo --agent x1 --period 2026-08 --json >"$WORK/x1b.jsonl"
 head -1 "$EXAMPLE/expected-show.jsonl" >"$WORK/x1e.jsonl"
