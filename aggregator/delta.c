@@ -3,6 +3,7 @@
 #include "aggregator/delta.h"
 #include "common/map.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,44 @@ void delta_encode(struct delta *d, struct buf *out)
     }
 }
 
+/* An optionally signed decimal integer filling all of s[0..n). */
+static bool delta_is_int(const char *s, size_t n)
+{
+    size_t i = n && s[0] == '-' ? 1 : 0;
+    if (i == n || n - i > 19)
+        return false;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    errno = 0;
+    strtoll(s, NULL, 10); /* s is NUL-terminated at n (decoded copies are) */
+    return errno == 0;
+}
+
+/* What delta_group_get can produce: ops of 4 args, a known one-letter opcode, a key
+ * index in 1..nkeys, integers where csm_apply needs them. A record that passes cannot
+ * make csm_apply fail half-way (which would leave a tag half-applied). */
+static bool delta_group_valid(const struct delta_group *g)
+{
+    if (g->nargs % 4 != 0)
+        return false;
+    for (size_t i = 0; i < g->nargs; i += 4) {
+        const char *op = g->args[i], *key = g->args[i + 1];
+        if (g->arglens[i] != 1 || op[0] == '\0' || !strchr("CMSHZRT", op[0]))
+            return false;
+        if (!delta_is_int(key, g->arglens[i + 1]) || key[0] == '-')
+            return false;
+        uint64_t k = strtoull(key, NULL, 10);
+        if (k < 1 || k > g->nkeys)
+            return false;
+        if ((op[0] == 'C' || op[0] == 'M') && !delta_is_int(g->args[i + 3], g->arglens[i + 3]))
+            return false;
+        if ((op[0] == 'Z' || op[0] == 'T') && !delta_is_int(g->args[i + 2], g->arglens[i + 2]))
+            return false;
+    }
+    return true;
+}
+
 int delta_decode_groups(const void *p, size_t n, delta_group_cb cb, void *ud)
 {
     struct buf_reader r;
@@ -356,7 +395,10 @@ int delta_decode_groups(const void *p, size_t n, delta_group_cb cb, void *ud)
                                     .nargs = na,
                                     .args = (const char **)args,
                                     .arglens = lens};
-            rc = cb(ud, &g);
+            if (delta_group_valid(&g))
+                rc = cb(ud, &g);
+            else
+                r.err = 1;
         }
         for (uint64_t k = 0; k < nk; k++)
             free(keys[k]);
@@ -368,5 +410,8 @@ int delta_decode_groups(const void *p, size_t n, delta_group_cb cb, void *ud)
         free(lens);
         free(tag);
     }
+    /* Bytes after the last group: not a record delta_encode wrote. */
+    if (!r.err && rc == 0 && r.p != r.end)
+        r.err = 1;
     return r.err ? -1 : rc;
 }

@@ -17,6 +17,7 @@ struct consumer {
     struct consumer_opts o;
     rd_kafka_topic_partition_list_t *pending; /* refused assignment, retried */
     int delivery_failures;
+    uint64_t rebalances; /* bumped by every rebalance callback */
 };
 
 static int consumer_set(rd_kafka_conf_t *conf, const char *k, const char *v, bool secret,
@@ -52,6 +53,7 @@ static void consumer_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     struct consumer *c = opaque;
+    c->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_msg(LOG_INFO, "kafka", "partitions assigned count=%d", parts->cnt);
         if (c->pending) {
@@ -270,7 +272,15 @@ size_t consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, 
     size_t n = 0;
     int wait = max_wait_ms;
     while (n < max) {
+        uint64_t gen = c->rebalances;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, n == 0 ? wait : 0);
+        if (c->rebalances != gen) {
+            /* Messages polled before a rebalance belong to the old assignment: the new
+             * one starts again from the offsets stored in Redis. */
+            for (size_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(msgs[i]);
+            n = 0;
+        }
         if (!m) {
             if (n > 0 || wait == 0)
                 break;

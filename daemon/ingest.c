@@ -620,6 +620,13 @@ static void ingest_process(struct ingest *in, size_t n)
         struct part *p = mp[i] = ingest_part_of(in, m);
         if (!p)
             continue; /* revoked meanwhile: the next owner reads it */
+        if (p->next >= 0 && m->offset < p->next) {
+            mp[i] = NULL; /* read before a seek back: the stored offset decides */
+            continue;
+        }
+        p->next = m->offset + 1;
+        p->touched = true;
+        p->last_delivery_ms = now;
         char detail[256] = "";
         enum dl_reason r = decode_event(p->kind, m->payload, m->len, &dopt, &evs[i], detail,
                                         sizeof(detail));
@@ -672,11 +679,8 @@ static void ingest_process(struct ingest *in, size_t n)
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = in->msgs[i];
         struct part *p = mp[i];
-        if (!p)
+        if (!p || !ok[i])
             continue;
-        p->next = m->offset + 1;
-        p->touched = true;
-        p->last_delivery_ms = now;
         if (!ok[i])
             continue;
         c.d = p->delta;

@@ -361,7 +361,7 @@ static void test_journal_malformed(void **state)
     (void)state;
     struct {
         const char *name;
-        unsigned char b[32];
+        unsigned char b[40];
         size_t n;
     } cases[] = {
         {.name = "empty", .n = 0},
@@ -381,6 +381,24 @@ static void test_journal_malformed(void **state)
          .n = 14},
         {.name = "key index 0", .b = {1, 1, 't', 1, 1, 'k', 4, 1, 'S', 1, '0', 1, 'm', 0}, .n = 14},
         {.name = "unknown op", .b = {1, 1, 't', 1, 1, 'k', 4, 1, 'X', 1, '1', 1, 'm', 0}, .n = 14},
+        {.name = "NUL op", .b = {1, 1, 't', 1, 1, 'k', 4, 1, 0, 1, '1', 1, 'm', 0}, .n = 14},
+        {.name = "two-letter op",
+         .b = {1, 1, 't', 1, 1, 'k', 4, 2, 'S', 'S', 1, '1', 1, 'm', 0},
+         .n = 15},
+        {.name = "counter not a number",
+         .b = {1, 1, 't', 1, 1, 'k', 4, 1, 'C', 1, '1', 1, 'f', 1, 'x'},
+         .n = 15},
+        {.name = "counter empty", .b = {1, 1, 't', 1, 1, 'k', 4, 1, 'M', 1, '1', 1, 'f', 0}, .n = 14},
+        {.name = "counter overflows int64",
+         .b = {1, 1, 't', 1, 1, 'k', 4, 1, 'C', 1, '1', 1, 'f', 19, '9', '9', '9', '9', '9', '9',
+               '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9'},
+         .n = 33},
+        {.name = "score not a number",
+         .b = {1, 1, 't', 1, 1, 'k', 4, 1, 'Z', 1, '1', 3, '1', '.', '5', 1, 'm'},
+         .n = 17},
+        {.name = "trim bound not a number",
+         .b = {1, 1, 't', 1, 1, 'k', 4, 1, 'T', 1, '1', 1, '-', 0},
+         .n = 14},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         unsigned char *p = malloc(cases[i].n ? cases[i].n : 1);
