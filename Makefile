@@ -10,7 +10,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 # After an install to the live system (no DESTDIR) as root: create the user, apply
-# the tmpfiles entry and reload systemd. POSTINSTALL=no skips that.
+# the tmpfiles entry and reload systemd (uninstall: reload). POSTINSTALL=no skips that.
 POSTINSTALL ?= yes
 
 CC      ?= cc
@@ -134,7 +134,7 @@ uninstall:
 	for f in $(CSM_RULES); do \
 	  drop $(CSM_ETC)/rules/$${f##*/} $$f; rm -f $(CSM_ETC)/rules/$${f##*/}.example; done; \
 	rmdir $(CSM_ETC)/rules $(CSM_ETC) 2>/dev/null || true
-	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && [ "$$(id -u)" = 0 ]; then \
+	@if [ -z "$(DESTDIR)" ] && [ "$(POSTINSTALL)" = yes ] && [ -d /run/systemd/system ] && [ "$$(id -u)" = 0 ]; then \
 	  echo "systemctl daemon-reload"; systemctl daemon-reload; fi
 
 .PHONY: uninstall
