@@ -69,8 +69,8 @@ static int kafka_mock_parse_int(const char *opt, const char *s, long min, long m
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "kafka-mock: invalid %s '%s': want an integer %ld..%ld\n", opt, s,
-                min, max);
+        fprintf(stderr, "kafka-mock: invalid %s '%s': want an integer %ld..%ld\n", opt, s, min,
+                max);
         return -1;
     }
     *out = (int)v;
@@ -104,8 +104,7 @@ static int kafka_mock_write_file(const char *path, const char *text, char *err, 
         return -1;
     }
     if (rename(tmp.data, path) != 0) {
-        snprintf(err, errlen, "cannot rename '%s' to '%s': %s", tmp.data, path,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot rename '%s' to '%s': %s", tmp.data, path, strerror(errno));
         unlink(tmp.data);
         buf_release(&tmp);
         return -1;
@@ -120,11 +119,11 @@ static void kafka_mock_log_cb(const rd_kafka_t *rk, int level, const char *fac, 
     /* The hosting handle has no brokers of its own by design; that warning is noise. */
     if (strcmp(fac, "CONFWARN") == 0 && strstr(msg, "bootstrap.servers"))
         return;
-    enum log_level l = level <= 3 ? LOG_ERR
-                     : level == 4 ? LOG_WARN
-                     : level == 5 ? LOG_NOTICE
-                     : level == 6 ? LOG_INFO
-                                  : LOG_DEBUG;
+    enum log_level l = level <= 3   ? LOG_ERR
+                       : level == 4 ? LOG_WARN
+                       : level == 5 ? LOG_NOTICE
+                       : level == 6 ? LOG_INFO
+                                    : LOG_DEBUG;
     log_msg(l, "kafka-mock", "rdkafka %s: %s", fac, msg);
 }
 
@@ -252,16 +251,15 @@ int cli_kafka_mock(int argc, char **argv, const char *config_path)
     }
     printf("kafka-mock: bootstrap %s\n", bootstraps);
     fflush(stdout);
-    log_msg(LOG_INFO, "kafka-mock", "mock cluster up brokers=%d partitions=%d topics=%s",
-            brokers, partitions, topics ? topics : "defaults");
+    log_msg(LOG_INFO, "kafka-mock", "mock cluster up brokers=%d partitions=%d topics=%s", brokers,
+            partitions, topics ? topics : "defaults");
 
     while (!kafka_mock_stop)
         rd_kafka_poll(rk, 200); /* serves the log callback; the mock runs in its own thread */
 
     log_msg(LOG_INFO, "kafka-mock", "signal received, shutting down");
     if (bootstrap_file && unlink(bootstrap_file) != 0 && errno != ENOENT)
-        log_msg(LOG_WARN, "kafka-mock", "cannot remove '%s': %s", bootstrap_file,
-                strerror(errno));
+        log_msg(LOG_WARN, "kafka-mock", "cannot remove '%s': %s", bootstrap_file, strerror(errno));
     rc = 0;
 out_destroy_mc:
     rd_kafka_mock_cluster_destroy(mc);

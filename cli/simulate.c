@@ -182,8 +182,8 @@ struct sim_event {
     int64_t amount; /* cents; reviews: score in tenths */
     int32_t customer;
     int32_t from_date, to_date; /* absence: yyyymmdd */
-    int16_t agent, to_agent; /* agent indexes, -1 when none */
-    int16_t shop;            /* shop index; -1: the agent's shop */
+    int16_t agent, to_agent;    /* agent indexes, -1 when none */
+    int16_t shop;               /* shop index; -1: the agent's shop */
     int16_t year, max;
     uint8_t type, tsfmt, flags, month, item, role, reason;
 };
@@ -191,7 +191,7 @@ struct sim_event {
 struct sim_agent {
     char id[16];
     int shop;
-    double skill;                 /* 0 weak .. 1 skilled */
+    double skill;                  /* 0 weak .. 1 skilled */
     int64_t away_from, away_until; /* [from, until) epoch ms, both 0 when never absent */
 };
 
@@ -285,8 +285,8 @@ static void sim_format_ts(char *out, size_t n, int64_t ms, enum ts_format fmt, u
     int frac = (int)(ms - (int64_t)t * MS_SEC);
     if (fmt == TS_UTC_MS) {
         gmtime_r(&t, &tm);
-        snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
         return;
     }
     localtime_r(&t, &tm);
@@ -295,13 +295,13 @@ static void sim_format_ts(char *out, size_t n, int64_t ms, enum ts_format fmt, u
     if (off < 0)
         off = -off;
     if (fmt == TS_LOCAL_US) /* finer than ms: consumers truncate to ms */
-        snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03d%03d%c%02ld:%02ld",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, frac, (int)(salt % 1000), sign, off / 60, off % 60);
+        snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03d%03d%c%02ld:%02ld", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac,
+                 (int)(salt % 1000), sign, off / 60, off % 60);
     else
         snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03d%c%02ld:%02ld", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac, sign,
-                 off / 60, off % 60);
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac, sign, off / 60,
+                 off % 60);
 }
 
 /* ---- event heap, ordered by (ts, seq) ---- */
@@ -357,10 +357,17 @@ static struct sim_event sim_pop(struct sim *s)
 static struct sim_event sim_new_event(struct sim *s, enum sim_type type, int64_t ts)
 {
     uint64_t r = rng_below(&s->rng, 100);
-    enum ts_format fmt = r < 80 ? TS_LOCAL_MS : r < 92 ? TS_EPOCH_MS : r < 97 ? TS_UTC_MS
-                                                                             : TS_LOCAL_US;
-    return (struct sim_event){.type = (uint8_t)type, .ts = ts, .tsfmt = (uint8_t)fmt,
-                              .agent = -1, .to_agent = -1, .shop = -1, .customer = -1};
+    enum ts_format fmt = r < 80   ? TS_LOCAL_MS
+                         : r < 92 ? TS_EPOCH_MS
+                         : r < 97 ? TS_UTC_MS
+                                  : TS_LOCAL_US;
+    return (struct sim_event){.type = (uint8_t)type,
+                              .ts = ts,
+                              .tsfmt = (uint8_t)fmt,
+                              .agent = -1,
+                              .to_agent = -1,
+                              .shop = -1,
+                              .customer = -1};
 }
 
 static bool sim_agent_away(const struct sim *s, int a, int64_t ts)
@@ -395,9 +402,9 @@ static int64_t sim_draw_amount(struct sim *s)
 {
     static const int endings[] = {0, 90, 99, 80, 50, 0, 90, 0};
     double r = rng_unit(&s->rng);
-    int64_t yuan = r < 0.5 ? rng_range(&s->rng, 19, 99)
-                 : r < 0.85 ? rng_range(&s->rng, 100, 399)
-                            : rng_range(&s->rng, 400, 1299);
+    int64_t yuan = r < 0.5    ? rng_range(&s->rng, 19, 99)
+                   : r < 0.85 ? rng_range(&s->rng, 100, 399)
+                              : rng_range(&s->rng, 400, 1299);
     int64_t cents = yuan * 100 + endings[rng_below(&s->rng, sizeof(endings) / sizeof(endings[0]))];
     if (rng_chance(&s->rng, 0.15))
         cents *= rng_range(&s->rng, 2, 3);
@@ -415,31 +422,31 @@ static void sim_order(struct sim *s, int64_t ts, int shop, int c, int agent, dou
     ev.customer = c;
     ev.agent = (int16_t)agent;
     ev.shop = (int16_t)shop;
-    ev.flags = (uint8_t)((agent >= 0 ? F_HAS_AGENT : 0) |
-                         (rng_chance(&s->rng, 0.25) ? F_AMOUNT_NUM : 0));
+    ev.flags =
+        (uint8_t)((agent >= 0 ? F_HAS_AGENT : 0) | (rng_chance(&s->rng, 0.25) ? F_AMOUNT_NUM : 0));
     ev.amount = amount;
     sim_push(s, ev);
 
     /* Follow-ups carry shop_id most of the time; the rest rely on the created order. */
-#define FOLLOW_UP(type_, ts_)                                                                   \
-    do {                                                                                        \
-        ev = sim_new_event(s, (type_), (ts_));                                                  \
-        ev.order = id;                                                                          \
-        ev.shop = (int16_t)shop;                                                                \
-        ev.flags = (uint8_t)((rng_chance(&s->rng, 0.3) ? F_NO_SHOP : 0) |                       \
-                             (rng_chance(&s->rng, 0.25) ? F_AMOUNT_NUM : 0));                   \
+#define FOLLOW_UP(type_, ts_)                                                                      \
+    do {                                                                                           \
+        ev = sim_new_event(s, (type_), (ts_));                                                     \
+        ev.order = id;                                                                             \
+        ev.shop = (int16_t)shop;                                                                   \
+        ev.flags = (uint8_t)((rng_chance(&s->rng, 0.3) ? F_NO_SHOP : 0) |                          \
+                             (rng_chance(&s->rng, 0.25) ? F_AMOUNT_NUM : 0));                      \
     } while (0)
 
     if (rng_chance(&s->rng, 0.006)) {
         FOLLOW_UP(EV_FLAGGED, ts + rng_range(&s->rng, MS_MIN, 60 * MS_MIN));
-        ev.reason = (uint8_t)rng_below(&s->rng, sizeof(sim_flag_reasons) /
-                                                    sizeof(sim_flag_reasons[0]));
+        ev.reason =
+            (uint8_t)rng_below(&s->rng, sizeof(sim_flag_reasons) / sizeof(sim_flag_reasons[0]));
         sim_push(s, ev);
     }
     if (rng_chance(&s->rng, 0.80 + 0.10 * skill)) {
-        int64_t paid_ts = ts + (rng_chance(&s->rng, 0.9)
-                                    ? rng_range(&s->rng, 20 * MS_SEC, 30 * MS_MIN)
-                                    : rng_range(&s->rng, 30 * MS_MIN, 12 * MS_HOUR));
+        int64_t paid_ts =
+            ts + (rng_chance(&s->rng, 0.9) ? rng_range(&s->rng, 20 * MS_SEC, 30 * MS_MIN)
+                                           : rng_range(&s->rng, 30 * MS_MIN, 12 * MS_HOUR));
         int64_t paid = amount;
         if (rng_chance(&s->rng, 0.1)) /* a coupon at checkout */
             paid -= rng_range(&s->rng, 1, amount / 2 > 2000 ? 20 : (amount / 2) / 100 + 1) * 100;
@@ -449,9 +456,8 @@ static void sim_order(struct sim *s, int64_t ts, int shop, int c, int agent, dou
         ev.amount = paid;
         sim_push(s, ev);
         if (paid > 0 && rng_chance(&s->rng, 0.07 + 0.05 * (1.0 - skill))) {
-            int64_t refund = rng_chance(&s->rng, 0.6)
-                                 ? paid
-                                 : paid * rng_range(&s->rng, 10, 90) / 100;
+            int64_t refund =
+                rng_chance(&s->rng, 0.6) ? paid : paid * rng_range(&s->rng, 10, 90) / 100;
             if (refund < 1)
                 refund = 1;
             FOLLOW_UP(EV_REFUNDED, paid_ts + rng_range(&s->rng, 4 * MS_HOUR, 5 * MS_DAY));
@@ -523,8 +529,8 @@ static void sim_arrival(struct sim *s, int64_t t0)
     bool unanswered = ignored || rng_chance(&s->rng, 0.02 + 0.06 * weak);
     if (ignored)
         n = 1 + (int)rng_below(&s->rng, 3);
-    int transfer_at = (n >= 3 && !ignored && rng_chance(&s->rng, 0.05)) ? (int)rng_range(&s->rng, 2, n - 1)
-                                                            : -1;
+    int transfer_at =
+        (n >= 3 && !ignored && rng_chance(&s->rng, 0.05)) ? (int)rng_range(&s->rng, 2, n - 1) : -1;
     int cur = a;
     int64_t t = t0;
     bool prev_out = false;
@@ -636,8 +642,8 @@ static void sim_plan_months(struct sim *s)
             continue;
         }
         int64_t announce = ag->away_from - 2 * MS_DAY;
-        struct sim_event ev = sim_new_event(s, EV_ABSENCE, announce > s->start_ms ? announce
-                                                                                  : s->start_ms);
+        struct sim_event ev =
+            sim_new_event(s, EV_ABSENCE, announce > s->start_ms ? announce : s->start_ms);
         ev.agent = (int16_t)a;
         ev.from_date = sim_yyyymmdd(ag->away_from);
         ev.to_date = sim_yyyymmdd(ag->away_until - 1);
@@ -659,11 +665,11 @@ static void sim_plan_months(struct sim *s)
             if (ag->away_from <= lo && ag->away_until >= hi)
                 continue; /* on leave all along: no plan, no review */
             /* Targets: at the month's start, set by the manager regardless of skill. */
-            int64_t plan = (int64_t)(daily_sales_cents * days_in_month *
-                                     (0.9 + 0.3 * rng_unit(&s->rng)));
+            int64_t plan =
+                (int64_t)(daily_sales_cents * days_in_month * (0.9 + 0.3 * rng_unit(&s->rng)));
             plan = plan / 10000 * 10000; /* whole hundreds of yuan */
-            struct sim_event ev = sim_new_event(s, EV_TARGET, lo + a * MS_SEC +
-                                                                 rng_range(&s->rng, 0, 999));
+            struct sim_event ev =
+                sim_new_event(s, EV_TARGET, lo + a * MS_SEC + rng_range(&s->rng, 0, 999));
             ev.agent = (int16_t)a;
             ev.year = (int16_t)y;
             ev.month = (uint8_t)m;
@@ -673,14 +679,18 @@ static void sim_plan_months(struct sim *s)
             if (rng_chance(&s->rng, 0.05)) { /* a revised plan replaces the first */
                 ev.ts = lo + rng_range(&s->rng, MS_DAY, 10 * MS_DAY);
                 ev.amount = plan / 100 * rng_range(&s->rng, 85, 110) / 10000 * 10000;
-                sim_push(s, ev);
+                if (ev.ts < hi) /* revised within its own month */
+                    sim_push(s, ev);
             }
             /* Reviews: towards the end of the month (or of the window). */
             int score = (int)(550 + 400 * ag->skill) + (int)rng_range(&s->rng, -80, 80);
             for (int role = 0; role < 3; role++) {
                 if (role == 2 && ag->shop != 0)
                     continue; /* only shop-1 runs the three-step review of plan 1 */
-                int64_t ts = hi - (role == 0 ? 3 * MS_HOUR : role == 1 ? MS_HOUR : 30 * MS_MIN) +
+                int64_t ts = hi -
+                             (role == 0   ? 3 * MS_HOUR
+                              : role == 1 ? MS_HOUR
+                                          : 30 * MS_MIN) +
                              a * MS_SEC;
                 if (ts < lo)
                     ts = lo + a * MS_SEC + role;
@@ -742,7 +752,7 @@ static void js_amount(yajl_gen g, int64_t cents, bool as_number)
         js_str(g, num);
 }
 
-static void sim_customer_id(const struct sim *s, int c, char *out, size_t n)
+static void sim_customer_id(int c, char *out, size_t n)
 {
     snprintf(out, n, "u%05d", c + 1);
 }
@@ -761,7 +771,7 @@ static enum sim_topic sim_serialise(struct sim *s, const struct sim_event *ev, u
     const struct sim_agent *ag = ev->agent >= 0 ? &s->agents[ev->agent] : NULL;
     sim_shop_id(ev->shop >= 0 ? ev->shop : ag->shop, shop, sizeof(shop));
     if (ev->customer >= 0)
-        sim_customer_id(s, ev->customer, cust, sizeof(cust));
+        sim_customer_id(ev->customer, cust, sizeof(cust));
     snprintf(conv, sizeof(conv), "c%06" PRIu64, ev->conv);
     snprintf(order, sizeof(order), "o%07" PRIu64, ev->order);
 
@@ -898,11 +908,11 @@ static void sim_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 static void sim_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *msg)
 {
     (void)rk;
-    enum log_level l = level <= 3 ? LOG_ERR
-                     : level == 4 ? LOG_WARN
-                     : level == 5 ? LOG_NOTICE
-                     : level == 6 ? LOG_INFO
-                                  : LOG_DEBUG;
+    enum log_level l = level <= 3   ? LOG_ERR
+                       : level == 4 ? LOG_WARN
+                       : level == 5 ? LOG_NOTICE
+                       : level == 6 ? LOG_INFO
+                                    : LOG_DEBUG;
     log_msg(l, "simulate", "rdkafka %s: %s", fac, msg);
 }
 
@@ -1212,50 +1222,51 @@ static void sim_kafka_close(struct sim *s)
 
 static void sim_usage(FILE *out)
 {
-    fprintf(out,
-"usage: csmetrics simulate [OPTIONS]\n"
-"\n"
-"Synthetic, realistic traffic of online shops' customer service: chat messages,\n"
-"transfers, complaints, orders (created, paid, refunded, cancelled, flagged), monthly\n"
-"targets, reviews and leave (see the event contract). The same options give the same\n"
-"events byte for byte; only the default --start depends on the clock.\n"
-"\n"
-"Model:\n"
-"  --seed N          PRNG seed (default 1)\n"
-"  --agents N        agents a01..aNN, 1..999 (default 10), spread over the shops; each\n"
-"                    has a skill: skilled agents answer in 15-30 s and convert more,\n"
-"                    weak ones take 40-120 s, leave customers waiting and get complaints\n"
-"  --shops N         shops shop-1..shop-N, 1..agents (default 2)\n"
-"  --customers N     customers u00001.., 1..10000000 (default 2000)\n"
-"  --start T         window start: RFC 3339, epoch ms, YYYY-MM-DD (local midnight) or\n"
-"                    'now' (default: now minus --duration, so events are recent)\n"
-"  --duration D      window length: N plus s, m, h, d or w (default 2d)\n"
-"  --tz ZONE         time zone of days, months and ts offsets (default Asia/Shanghai)\n"
-"  --events N        stop after N events (the window's end also stops)\n"
-"\n"
-"Pace (default: as fast as possible):\n"
-"  --speed X         event time runs X times faster than the wall clock (3600: one\n"
-"                    hour of events per second)\n"
-"  --rate R          at most R events per second\n"
-"\n"
-"Noise (extra messages; the valid events stay the same):\n"
-"  --dup-rate P      re-send this share of events verbatim (same event_id), 0..1\n"
-"  --bad-rate P      add this share of invalid messages (truncated JSON, bad amount,\n"
-"                    unknown type), 0..1\n"
-"\n"
-"Output:\n"
-"  --jsonl           write 'TOPIC<TAB>KEY<TAB>JSON' lines to stdout instead of Kafka\n"
-"  --brokers B       Kafka bootstrap servers (default 127.0.0.1:9092)\n"
-"  --bootstrap-file F  read the bootstrap servers from F (see 'kafka-mock')\n"
-"  --topic-chat T, --topic-orders T, --topic-reviews T\n"
-"                    topic names (default cs.chat, shop.orders, cs.reviews)\n"
-"\n"
-"Keys: chat by conversation_id (a complaint without one by agent_id), orders by\n"
-"order_id, reviews by agent_id. A summary line goes to stderr: events, messages per\n"
-"topic, duplicates, bad messages by kind, deliveries. Exit 0; 1 when any message\n"
-"failed to be delivered or written; 2 on bad usage. SIGINT/SIGTERM stop generating\n"
-"and flush; a second one abandons the rest.\n"
-"Note: librdkafka's mock cluster keeps only ~5 MiB or 100000 batches per partition.\n");
+    fprintf(
+        out,
+        "usage: csmetrics simulate [OPTIONS]\n"
+        "\n"
+        "Synthetic, realistic traffic of online shops' customer service: chat messages,\n"
+        "transfers, complaints, orders (created, paid, refunded, cancelled, flagged), monthly\n"
+        "targets, reviews and leave (see the event contract). The same options give the same\n"
+        "events byte for byte; only the default --start depends on the clock.\n"
+        "\n"
+        "Model:\n"
+        "  --seed N          PRNG seed (default 1)\n"
+        "  --agents N        agents a01..aNN, 1..999 (default 10), spread over the shops; each\n"
+        "                    has a skill: skilled agents answer in 15-30 s and convert more,\n"
+        "                    weak ones take 40-120 s, leave customers waiting and get complaints\n"
+        "  --shops N         shops shop-1..shop-N, 1..agents (default 2)\n"
+        "  --customers N     customers u00001.., 1..10000000 (default 2000)\n"
+        "  --start T         window start: RFC 3339, epoch ms, YYYY-MM-DD (local midnight) or\n"
+        "                    'now' (default: now minus --duration, so events are recent)\n"
+        "  --duration D      window length: N plus s, m, h, d or w (default 2d)\n"
+        "  --tz ZONE         time zone of days, months and ts offsets (default Asia/Shanghai)\n"
+        "  --events N        stop after N events (the window's end also stops)\n"
+        "\n"
+        "Pace (default: as fast as possible):\n"
+        "  --speed X         event time runs X times faster than the wall clock (3600: one\n"
+        "                    hour of events per second)\n"
+        "  --rate R          at most R events per second\n"
+        "\n"
+        "Noise (extra messages; the valid events stay the same):\n"
+        "  --dup-rate P      re-send this share of events verbatim (same event_id), 0..1\n"
+        "  --bad-rate P      add this share of invalid messages (truncated JSON, bad amount,\n"
+        "                    unknown type), 0..1\n"
+        "\n"
+        "Output:\n"
+        "  --jsonl           write 'TOPIC<TAB>KEY<TAB>JSON' lines to stdout instead of Kafka\n"
+        "  --brokers B       Kafka bootstrap servers (default 127.0.0.1:9092)\n"
+        "  --bootstrap-file F  read the bootstrap servers from F (see 'kafka-mock')\n"
+        "  --topic-chat T, --topic-orders T, --topic-reviews T\n"
+        "                    topic names (default cs.chat, shop.orders, cs.reviews)\n"
+        "\n"
+        "Keys: chat by conversation_id (a complaint without one by agent_id), orders by\n"
+        "order_id, reviews by agent_id. A summary line goes to stderr: events, messages per\n"
+        "topic, duplicates, bad messages by kind, deliveries. Exit 0; 1 when any message\n"
+        "failed to be delivered or written; 2 on bad usage. SIGINT/SIGTERM stop generating\n"
+        "and flush; a second one abandons the rest.\n"
+        "Note: librdkafka's mock cluster keeps only ~5 MiB or 100000 batches per partition.\n");
 }
 
 static int sim_bad_opt(const char *opt, const char *val, const char *want)
@@ -1393,8 +1404,9 @@ static int sim_parse_start(const char *s, int64_t *out)
     *out = ((sim_days_from_civil(y, mo, d) * 24 + h) * 60 + mi - off) * MS_MIN + se * MS_SEC + ms;
     return 0;
 bad:
-    return sim_bad_opt("--start", s, "RFC 3339 (2026-11-02T09:00:00+08:00), epoch ms, "
-                                     "YYYY-MM-DD or now");
+    return sim_bad_opt("--start", s,
+                       "RFC 3339 (2026-11-02T09:00:00+08:00), epoch ms, "
+                       "YYYY-MM-DD or now");
 }
 
 /* glibc silently falls back to UTC for an unknown zone; check the zone file exists. */
@@ -1440,9 +1452,25 @@ static int sim_read_bootstrap(const char *path, char **out)
 static int sim_parse_opts(int argc, char **argv, struct sim_opts *o, const char **start_arg)
 {
     enum {
-        O_SEED = 256, O_AGENTS, O_SHOPS, O_CUSTOMERS, O_START, O_DURATION, O_SPEED, O_RATE,
-        O_EVENTS, O_BROKERS, O_BOOTSTRAP, O_JSONL, O_TZ, O_TCHAT, O_TORDERS, O_TREVIEWS,
-        O_DUP, O_BAD, O_HELP,
+        O_SEED = 256,
+        O_AGENTS,
+        O_SHOPS,
+        O_CUSTOMERS,
+        O_START,
+        O_DURATION,
+        O_SPEED,
+        O_RATE,
+        O_EVENTS,
+        O_BROKERS,
+        O_BOOTSTRAP,
+        O_JSONL,
+        O_TZ,
+        O_TCHAT,
+        O_TORDERS,
+        O_TREVIEWS,
+        O_DUP,
+        O_BAD,
+        O_HELP,
     };
     static const struct option longopts[] = {
         {.name = "seed", .has_arg = required_argument, .val = O_SEED},
@@ -1471,33 +1499,66 @@ static int sim_parse_opts(int argc, char **argv, struct sim_opts *o, const char 
     opterr = 0;
     while (rc == 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case O_SEED: rc = sim_parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed); break;
-        case O_AGENTS: rc = sim_parse_int("--agents", optarg, 1, 999, &o->agents); break;
-        case O_SHOPS: rc = sim_parse_int("--shops", optarg, 1, 999, &o->shops); break;
+        case O_SEED:
+            rc = sim_parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed);
+            break;
+        case O_AGENTS:
+            rc = sim_parse_int("--agents", optarg, 1, 999, &o->agents);
+            break;
+        case O_SHOPS:
+            rc = sim_parse_int("--shops", optarg, 1, 999, &o->shops);
+            break;
         case O_CUSTOMERS:
             rc = sim_parse_int("--customers", optarg, 1, 10000000, &o->customers);
             break;
-        case O_START: *start_arg = optarg; break;
-        case O_DURATION: rc = sim_parse_duration(optarg, &o->duration_ms); break;
-        case O_SPEED: rc = sim_parse_double("--speed", optarg, 1e-3, 1e9, &o->speed); break;
-        case O_RATE: rc = sim_parse_double("--rate", optarg, 1e-3, 1e9, &o->rate); break;
+        case O_START:
+            *start_arg = optarg;
+            break;
+        case O_DURATION:
+            rc = sim_parse_duration(optarg, &o->duration_ms);
+            break;
+        case O_SPEED:
+            rc = sim_parse_double("--speed", optarg, 1e-3, 1e9, &o->speed);
+            break;
+        case O_RATE:
+            rc = sim_parse_double("--rate", optarg, 1e-3, 1e9, &o->rate);
+            break;
         case O_EVENTS:
             rc = sim_parse_u64("--events", optarg, 1, UINT64_MAX, &o->max_events);
             break;
-        case O_BROKERS: o->brokers = optarg; break;
-        case O_BOOTSTRAP: o->bootstrap_file = optarg; break;
-        case O_JSONL: o->jsonl = true; break;
-        case O_TZ: o->tz = optarg; break;
-        case O_TCHAT: o->topics[TOPIC_CHAT] = optarg; break;
-        case O_TORDERS: o->topics[TOPIC_ORDERS] = optarg; break;
-        case O_TREVIEWS: o->topics[TOPIC_REVIEWS] = optarg; break;
-        case O_DUP: rc = sim_parse_double("--dup-rate", optarg, 0, 1, &o->dup_rate); break;
-        case O_BAD: rc = sim_parse_double("--bad-rate", optarg, 0, 1, &o->bad_rate); break;
+        case O_BROKERS:
+            o->brokers = optarg;
+            break;
+        case O_BOOTSTRAP:
+            o->bootstrap_file = optarg;
+            break;
+        case O_JSONL:
+            o->jsonl = true;
+            break;
+        case O_TZ:
+            o->tz = optarg;
+            break;
+        case O_TCHAT:
+            o->topics[TOPIC_CHAT] = optarg;
+            break;
+        case O_TORDERS:
+            o->topics[TOPIC_ORDERS] = optarg;
+            break;
+        case O_TREVIEWS:
+            o->topics[TOPIC_REVIEWS] = optarg;
+            break;
+        case O_DUP:
+            rc = sim_parse_double("--dup-rate", optarg, 0, 1, &o->dup_rate);
+            break;
+        case O_BAD:
+            rc = sim_parse_double("--bad-rate", optarg, 0, 1, &o->bad_rate);
+            break;
         case 'h':
-        case O_HELP: sim_usage(stdout); return 1;
+        case O_HELP:
+            sim_usage(stdout);
+            return 1;
         default:
-            fprintf(stderr, "simulate: unknown option or missing value '%s'\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "simulate: unknown option or missing value '%s'\n", argv[optind - 1]);
             return -1;
         }
     }
@@ -1524,9 +1585,15 @@ int cli_simulate(int argc, char **argv, const char *config_path)
 {
     (void)config_path; /* topics and brokers come from options */
     struct sim s = {
-        .o = {.seed = 1, .agents = 10, .shops = 2, .customers = 2000,
-              .duration_ms = 2 * MS_DAY, .brokers = "127.0.0.1:9092", .tz = "Asia/Shanghai",
-              .topics = {[TOPIC_CHAT] = "cs.chat", [TOPIC_ORDERS] = "shop.orders",
+        .o = {.seed = 1,
+              .agents = 10,
+              .shops = 2,
+              .customers = 2000,
+              .duration_ms = 2 * MS_DAY,
+              .brokers = "127.0.0.1:9092",
+              .tz = "Asia/Shanghai",
+              .topics = {[TOPIC_CHAT] = "cs.chat",
+                         [TOPIC_ORDERS] = "shop.orders",
                          [TOPIC_REVIEWS] = "cs.reviews"}},
     };
     const char *start_arg = NULL;
