@@ -14,7 +14,7 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 POSTINSTALL ?= yes
 
 CC      ?= cc
-PKGS    := rdkafka hiredis yaml-0.1 yajl libsystemd
+PKGS    := rdkafka hiredis yaml-0.1 yajl libsystemd libcrypto
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
