@@ -44,33 +44,67 @@ struct top_col {
 };
 
 static const struct top_col top_cols[] = {
-    {.head = "inquiries", .kpi = KPI_INQUIRIES, .width = 9, .drop = 0,
+    {.head = "inquiries",
+     .kpi = KPI_INQUIRIES,
+     .width = 9,
+     .drop = 0,
      .help = "customers who wrote to the agent"},
-    {.head = "reply", .kpi = KPI_REPLY_RATE, .width = 6, .drop = 4,
+    {.head = "reply",
+     .kpi = KPI_REPLY_RATE,
+     .width = 6,
+     .drop = 4,
      .help = "reply_rate: share of them answered"},
-    {.head = "resp_s", .kpi = KPI_RESPONSE_TIME_MEAN_S, .width = 6, .drop = 0,
+    {.head = "resp_s",
+     .kpi = KPI_RESPONSE_TIME_MEAN_S,
+     .width = 6,
+     .drop = 0,
      .help = "response_time_mean_s: mean wait for an answer"},
-    {.head = "first_s", .kpi = KPI_FIRST_RESPONSE_TIME_MEAN_S, .width = 7, .drop = 13,
+    {.head = "first_s",
+     .kpi = KPI_FIRST_RESPONSE_TIME_MEAN_S,
+     .width = 7,
+     .drop = 13,
      .help = "first_response_time_mean_s: mean first wait"},
-    {.head = "p90_s", .kpi = KPI_RESPONSE_TIME_P90_S, .width = 6, .drop = 12,
+    {.head = "p90_s",
+     .kpi = KPI_RESPONSE_TIME_P90_S,
+     .width = 6,
+     .drop = 12,
      .help = "response_time_p90_s: 90th percentile wait"},
-    {.head = "unans", .kpi = KPI_UNANSWERED_WAITS, .width = 5, .drop = 9,
+    {.head = "unans",
+     .kpi = KPI_UNANSWERED_WAITS,
+     .width = 5,
+     .drop = 9,
      .help = "unanswered_waits: waits nobody answered"},
-    {.head = "compl", .kpi = KPI_COMPLAINTS, .width = 5, .drop = 3,
-     .help = "complaints"},
-    {.head = "conv", .kpi = KPI_INQUIRY_CONVERSION, .width = 6, .drop = 2,
+    {.head = "compl", .kpi = KPI_COMPLAINTS, .width = 5, .drop = 3, .help = "complaints"},
+    {.head = "conv",
+     .kpi = KPI_INQUIRY_CONVERSION,
+     .width = 6,
+     .drop = 2,
      .help = "inquiry_conversion: share of inquiries who ordered"},
-    {.head = "orders", .kpi = KPI_ORDERS, .width = 6, .drop = 11,
-     .help = "orders created"},
-    {.head = "success", .kpi = KPI_ORDER_SUCCESS, .width = 7, .drop = 6,
+    {.head = "orders", .kpi = KPI_ORDERS, .width = 6, .drop = 11, .help = "orders created"},
+    {.head = "success",
+     .kpi = KPI_ORDER_SUCCESS,
+     .width = 7,
+     .drop = 6,
      .help = "order_success: paying customers / ordering ones"},
-    {.head = "sales", .kpi = KPI_SALES, .width = 10, .drop = 0,
+    {.head = "sales",
+     .kpi = KPI_SALES,
+     .width = 10,
+     .drop = 0,
      .help = "sales: paid amounts, yuan"},
-    {.head = "aov", .kpi = KPI_AOV, .width = 7, .drop = 7,
+    {.head = "aov",
+     .kpi = KPI_AOV,
+     .width = 7,
+     .drop = 7,
      .help = "aov: sales per paying customer, yuan"},
-    {.head = "refund", .kpi = KPI_REFUND_RATE, .width = 6, .drop = 10,
+    {.head = "refund",
+     .kpi = KPI_REFUND_RATE,
+     .width = 6,
+     .drop = 10,
      .help = "refund_rate: refunded / paid orders"},
-    {.head = "target", .kpi = KPI_TARGET_COMPLETION, .width = 6, .drop = 5,
+    {.head = "target",
+     .kpi = KPI_TARGET_COMPLETION,
+     .width = 6,
+     .drop = 5,
      .help = "target_completion: sales / monthly target"},
 };
 #define TOP_NCOLS (sizeof(top_cols) / sizeof(top_cols[0]))
@@ -92,8 +126,10 @@ static bool top_lower_is_better(enum kpi_id id)
     case KPI_COMPLAINTS:
     case KPI_COMPLAINT_RATE:
     case KPI_CHURN_RATE:
-    case KPI_ABSENT_DAYS: return true;
-    default: return false;
+    case KPI_ABSENT_DAYS:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -103,8 +139,8 @@ struct top_opts {
     const char *label; /* --period, or NULL for the period in progress of `kind` */
     enum period_kind kind;
     enum kpi_id sort;
-    long limit; /* agents per shop; 0: all (or what the terminal holds) */
-    long width; /* 0: no limit */
+    long limit;  /* agents per shop; 0: all (or what the terminal holds) */
+    long width;  /* 0: no limit */
     long height; /* 0: no limit */
     bool tty;    /* redraw in place */
 };
@@ -142,8 +178,9 @@ static void top_usage(FILE *out)
             "A live leaderboard of each shop's agents, read from the daemon's Redis and\n"
             "redrawn every --interval seconds until Ctrl-C, best agent first. Below each shop's\n"
             "agents, 'team' is the whole shop. The second line tells how far the daemon has\n"
-            "got: the event time every partition has reached (the watermark that closes\n"
-            "periods) and the number of messages it has committed.\n"
+            "got: the event time all its input has reached (the watermark: a period closes\n"
+            "when it passes the period's end plus 'lateness'), the messages committed and\n"
+            "the dead letters, if any (bad or late input, see the cs.deadletter topic).\n"
             "\n"
             "  --shop S          a shop to show; repeat for several (default: every shop)\n"
             "  --kind KIND       show the KIND in progress now in the configured time zone:\n"
@@ -163,7 +200,7 @@ static void top_usage(FILE *out)
             "\n"
             "Columns ('-': undefined, e.g. a rate with nothing to divide by, or no target):\n");
     for (size_t c = 0; c < TOP_NCOLS; c++)
-        fprintf(out, "  %-9s %s\n", top_cols[c].head, top_cols[c].help);
+        fprintf(out, "  %-10s%s\n", top_cols[c].head, top_cols[c].help);
     fprintf(out, "\nExample: csmetrics -c demo.yaml top --shop shop-1 --kind day --sort resp_s\n");
 }
 
@@ -186,12 +223,10 @@ static void top_cell(const struct kpi_figures *f, enum kpi_id id, char *out, siz
     struct kpi_value v = kpi_compute(f, id);
     if (!v.defined)
         snprintf(out, n, "-");
-    else if (kpi_unit(id) == KPI_MONEY)
-    {
+    else if (kpi_unit(id) == KPI_MONEY) {
         int64_t a = v.cents < 0 ? -v.cents : v.cents;
         snprintf(out, n, "%s%" PRId64 ".%02" PRId64, v.cents < 0 ? "-" : "", a / 100, a % 100);
-    }
-    else if (kpi_unit(id) == KPI_RATIO)
+    } else if (kpi_unit(id) == KPI_RATIO)
         snprintf(out, n, "%.1f%%", v.value * 100);
     else if (kpi_unit(id) == KPI_SECONDS)
         snprintf(out, n, "%.1f", v.value);
@@ -239,20 +274,21 @@ static void top_format_time(int64_t ts_ms, const char *fmt, char *out, size_t n)
         snprintf(out, n, "?");
 }
 
-/* The daemon's progress: global watermark and the sum of committed offsets of every
- * partition that has published a watermark. Appended as one line. */
+/* The daemon's progress: the global watermark, the sum of the committed offsets of every
+ * partition that has published a watermark, and the dead letters counted (when any).
+ * Appended as one line. */
 static void top_progress(struct buf *fr, struct rconn *rc, const char *prefix)
 {
     char err[512];
     redisReply *g = rconn_command(rc, err, sizeof(err), "GET %s{wm}:global", prefix);
-    redisReply *parts = g ? rconn_command(rc, err, sizeof(err), "HKEYS %s{wm}:parts", prefix) : NULL;
+    redisReply *parts =
+        g ? rconn_command(rc, err, sizeof(err), "HKEYS %s{wm}:parts", prefix) : NULL;
     if (!g || !parts) {
         buf_printf(fr, "daemon: cannot read its progress: %s\n", err);
         freeReplyObject(g);
         return;
     }
     int64_t committed = 0;
-    size_t nparts = 0;
     for (size_t i = 0; parts->type == REDIS_REPLY_ARRAY && i < parts->elements; i++) {
         const char *name = parts->element[i]->str;
         const char *colon = strrchr(name, ':');
@@ -265,19 +301,25 @@ static void top_progress(struct buf *fr, struct rconn *rc, const char *prefix)
         redisReply *off = rconn_command(rc, err, sizeof(err), "HGET %s:meta off", k.data);
         if (off && off->type == REDIS_REPLY_STRING && atoll(off->str) > 0)
             committed += atoll(off->str);
-        nparts++;
         freeReplyObject(off);
         buf_release(&k);
         free(topic);
     }
+    int64_t dead = 0;
+    redisReply *dl = rconn_command(rc, err, sizeof(err), "HVALS %s{r}:deadletters", prefix);
+    for (size_t i = 0; dl && dl->type == REDIS_REPLY_ARRAY && i < dl->elements; i++)
+        if (dl->element[i]->type == REDIS_REPLY_STRING)
+            dead += atoll(dl->element[i]->str);
+    freeReplyObject(dl);
     int64_t wm = g->type == REDIS_REPLY_STRING ? atoll(g->str) : 0;
     char when[40];
     if (wm > 0)
         top_format_time(wm, "%Y-%m-%d %H:%M:%S", when, sizeof(when));
-    else
-        snprintf(when, sizeof(when), "not yet");
-    buf_printf(fr, "daemon: event time reached %s, %" PRId64 " messages committed from %zu partitions\n",
-               when, committed, nparts);
+    buf_printf(fr, "daemon: %s%s, %" PRId64 " messages committed",
+               wm > 0 ? "event time " : "no event time yet", wm > 0 ? when : "", committed);
+    if (dead > 0)
+        buf_printf(fr, ", %" PRId64 " dead letters", dead);
+    buf_addc(fr, '\n');
     freeReplyObject(g);
     freeReplyObject(parts);
 }
@@ -293,7 +335,8 @@ static void top_fit_columns(bool *show, size_t agent_w, long width)
     while (width > 0 && total > (size_t)width) {
         size_t worst = TOP_NCOLS;
         for (size_t c = 0; c < TOP_NCOLS; c++)
-            if (show[c] && top_cols[c].drop > 0 && (worst == TOP_NCOLS || top_cols[c].drop > top_cols[worst].drop))
+            if (show[c] && top_cols[c].drop > 0 &&
+                (worst == TOP_NCOLS || top_cols[c].drop > top_cols[worst].drop))
                 worst = c;
         if (worst == TOP_NCOLS)
             break;
@@ -379,13 +422,16 @@ static int top_shop(struct buf *fr, struct rconn *rc, struct store *st, const ch
         top_fit_columns(show, agent_w, o->width);
         buf_adds(fr, "shop ");
         buf_adds(fr, shop);
-        if (shown < nrows)
-            buf_printf(fr, ": %zu agents (the best %zu shown)\n", nrows, shown);
+        if (nrows == 0)
+            buf_printf(fr, ": no agent has figures in %s", p->label);
         else
-            buf_printf(fr, ": %zu agent%s\n", nrows, nrows == 1 ? "" : "s");
-        if (nrows == 0 && team_got == 1) {
-            buf_printf(fr, "    (no figures in %s yet)\n", p->label);
-        } else {
+            buf_printf(fr, ": %zu agent%s", nrows, nrows == 1 ? "" : "s");
+        if (shown < nrows)
+            buf_printf(fr, ", the best %zu shown", shown);
+        if (nrows > 0 && n > nrows)
+            buf_printf(fr, " (%zu more without figures in %s)", n - nrows, p->label);
+        buf_addc(fr, '\n');
+        if (nrows > 0 || team_got == 0) {
             top_add_row(fr, "#", "agent", agent_w, show, NULL);
             for (size_t i = 0; i < shown; i++) {
                 char rank[24];
@@ -442,13 +488,13 @@ static int top_frame(struct buf *fr, struct rconn *rc, struct store *st, const c
         return -1;
     }
     char first_day[16], last_day[16], clock[16];
-    top_format_time(p.start_ms, "%Y-%m-%d", first_day, sizeof(first_day));
-    top_format_time(p.end_ms - 1, "%Y-%m-%d", last_day, sizeof(last_day));
+    top_format_time(p.start_ms, "%m-%d", first_day, sizeof(first_day));
+    top_format_time(p.end_ms - 1, "%m-%d", last_day, sizeof(last_day));
     top_format_time(now, "%H:%M:%S", clock, sizeof(clock));
-    buf_printf(fr, "csmetrics top  %s %s", period_kind_name(p.kind), p.label);
-    if (p.kind != PERIOD_DAY)
-        buf_printf(fr, " (%s .. %s)", first_day, last_day);
-    buf_printf(fr, " %s  by %s, %s first  %s\n", zone, kpi_name(o->sort),
+    buf_printf(fr, "%s %s", period_kind_name(p.kind), p.label);
+    if (p.kind == PERIOD_WEEK)
+        buf_printf(fr, " (%s..%s)", first_day, last_day);
+    buf_printf(fr, ", %s, by %s (%s first), %s\n", zone, kpi_name(o->sort),
                top_lower_is_better(o->sort) ? "lowest" : "highest", clock);
     if (!rconn_connected(rc) && rconn_connect(rc, err, sizeof(err)) < 0) {
         buf_printf(fr, "redis: %s\n", err);
@@ -555,11 +601,16 @@ int cli_top(int argc, char **argv, const char *config_path)
             }
             o.shops[o.nshops++] = optarg;
             break;
-        case 'p': o.label = optarg; break;
-        case 'k': kind = optarg; break;
+        case 'p':
+            o.label = optarg;
+            break;
+        case 'k':
+            kind = optarg;
+            break;
         case 'o':
             if (top_sort_lookup(optarg, &o.sort) < 0) {
-                fprintf(stderr, "csmetrics: unknown KPI '%s' (see 'csmetrics top --help')\n", optarg);
+                fprintf(stderr, "csmetrics: unknown KPI '%s' (see 'csmetrics top --help')\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -581,9 +632,15 @@ int cli_top(int argc, char **argv, const char *config_path)
                 return 2;
             }
             break;
-        case '1': once = true; break;
-        case 'h': top_usage(stdout); return 0;
-        default: top_usage(stderr); return 2;
+        case '1':
+            once = true;
+            break;
+        case 'h':
+            top_usage(stdout);
+            return 0;
+        default:
+            top_usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -596,7 +653,8 @@ int cli_top(int argc, char **argv, const char *config_path)
         return 2;
     }
     if (kind && period_kind_parse(kind, &o.kind) < 0) {
-        fprintf(stderr, "csmetrics: unknown period kind '%s' (day, week, month, quarter, half, year)\n",
+        fprintf(stderr,
+                "csmetrics: unknown period kind '%s' (day, week, month, quarter, half, year)\n",
                 kind);
         return 2;
     }
