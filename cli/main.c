@@ -12,7 +12,7 @@ static const struct command {
 } commands[] = {
     {.name = "check", .run = cli_check, .help = "check the configuration and rule files"},
     {.name = "show", .run = cli_show, .help = "an agent's live KPIs from Redis"},
-    {.name = "top", .run = cli_top, .help = "live leaderboard of a shop's agents"},
+    {.name = "top", .run = cli_top, .help = "live leaderboard of every shop's agents"},
     {.name = "simulate", .run = cli_simulate, .help = "synthetic shop traffic into Kafka or as JSON lines"},
     {.name = "kafka-mock", .run = cli_kafka_mock, .help = "run a local Kafka (librdkafka mock cluster)"},
 };

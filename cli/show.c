@@ -20,6 +20,8 @@ static void show_usage(FILE *out)
             "  final figures of closed ones). --period takes a label: 2026-08, 2026-W45,\n"
             "  2026-Q3, 2026-H2, 2026, 2026-08-03; without it every period held is shown.\n"
             "  --team shows the shop's team figures instead (no --agent).\n"
+            "  The table shows ratios as percentages and times in seconds; --json gives\n"
+            "  exact numbers (ratios as fractions, money in yuan).\n"
             "  Exits 1 when there are no figures for the agent or period.\n");
 }
 
@@ -80,6 +82,10 @@ static int show_one(struct store *st, const char *tag, const char *shop, const c
             snprintf(num, sizeof(num), "-");
         else if (kpi_unit((enum kpi_id)k) == KPI_MONEY)
             kpi_format_cents(v.cents, num, sizeof(num));
+        else if (kpi_unit((enum kpi_id)k) == KPI_RATIO)
+            snprintf(num, sizeof(num), "%.1f%%", v.value * 100);
+        else if (kpi_unit((enum kpi_id)k) == KPI_SECONDS)
+            snprintf(num, sizeof(num), "%.1f s", v.value);
         else
             kpi_format_double(v.value, num, sizeof(num));
         printf("  %-28s %s\n", kpi_name((enum kpi_id)k), num);
