@@ -59,6 +59,9 @@ void expr_destroy(struct expr *e); /* NULL ok */
 
 /* Evaluates e, looking names up through lookup. */
 struct expr_value expr_eval(const struct expr *e, expr_lookup_cb lookup, void *ud);
+/* When e's top operator is a comparison, the value of its left operand (an alert's
+ * `value`: `response_time_mean_s > 40` gives the mean); otherwise expr_eval. */
+struct expr_value expr_eval_left(const struct expr *e, expr_lookup_cb lookup, void *ud);
 /* True only for a defined true bool. */
 bool expr_truthy(struct expr_value v);
 
