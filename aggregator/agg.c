@@ -14,9 +14,14 @@
 
 enum order_state { ORDER_UNSEEN, ORDER_PENDING, ORDER_ATTRIBUTED };
 
+/* wm_seen: the global watermark when the event was read. A held or pending event is
+ * judged late against it, not against the watermark at attribution: the watermark
+ * moves by whole batches (a backfill read in one batch jumps it by days), and an order
+ * read in time must not turn late because attribution waited for the watermark.
+ * INT64_MIN in records written before it was kept: judged at attribution then. */
 struct held {
     enum event_type type;
-    int64_t ts_ms, amount_cents, offset, seen_ms;
+    int64_t ts_ms, amount_cents, offset, seen_ms, wm_seen;
     char *raw;
     size_t rawlen;
 };
@@ -24,7 +29,7 @@ struct held {
 struct order {
     enum order_state state;
     char *shop, *customer, *agent; /* agent NULL: unattributed (when ATTRIBUTED) */
-    int64_t created_ts, amount_cents, offset;
+    int64_t created_ts, amount_cents, offset, wm_seen; /* wm_seen: see struct held */
     char *raw; /* the created message while PENDING, for a late dead letter */
     size_t rawlen;
     struct held *held;
@@ -200,7 +205,7 @@ char **agg_part_missing(struct agg_part *p, const struct event *evs, size_t nevs
 
 static void agg_encode_order(const struct order *o, struct buf *b)
 {
-    buf_add_u64(b, 1); /* record version */
+    buf_add_u64(b, 2); /* record version: 2 added wm_seen */
     buf_add_u64(b, (uint64_t)o->state);
     buf_add_str(b, o->shop ? o->shop : "", o->shop ? strlen(o->shop) : 0);
     buf_add_str(b, o->customer ? o->customer : "", o->customer ? strlen(o->customer) : 0);
@@ -210,6 +215,7 @@ static void agg_encode_order(const struct order *o, struct buf *b)
     buf_add_i64(b, o->created_ts);
     buf_add_i64(b, o->amount_cents);
     buf_add_i64(b, o->offset);
+    buf_add_i64(b, o->wm_seen);
     buf_add_str(b, o->raw ? o->raw : "", o->rawlen);
     buf_add_u64(b, o->nheld);
     for (size_t i = 0; i < o->nheld; i++) {
@@ -219,6 +225,7 @@ static void agg_encode_order(const struct order *o, struct buf *b)
         buf_add_i64(b, h->amount_cents);
         buf_add_i64(b, h->offset);
         buf_add_i64(b, h->seen_ms);
+        buf_add_i64(b, h->wm_seen);
         buf_add_str(b, h->raw ? h->raw : "", h->rawlen);
     }
 }
@@ -234,7 +241,8 @@ static struct order *agg_decode_order(const char *v, size_t len)
 {
     struct buf_reader r;
     buf_reader_init(&r, v, len);
-    if (buf_read_u64(&r) != 1)
+    uint64_t version = buf_read_u64(&r);
+    if (version != 1 && version != 2)
         return NULL;
     struct order *o = xcalloc(1, sizeof(*o));
     o->state = (enum order_state)buf_read_u64(&r);
@@ -245,6 +253,7 @@ static struct order *agg_decode_order(const char *v, size_t len)
     o->created_ts = buf_read_i64(&r);
     o->amount_cents = buf_read_i64(&r);
     o->offset = buf_read_i64(&r);
+    o->wm_seen = version >= 2 ? buf_read_i64(&r) : INT64_MIN;
     size_t n;
     const char *raw = buf_read_str(&r, &n);
     if (raw && n) {
@@ -261,6 +270,7 @@ static struct order *agg_decode_order(const char *v, size_t len)
             h->amount_cents = buf_read_i64(&r);
             h->offset = buf_read_i64(&r);
             h->seen_ms = buf_read_i64(&r);
+            h->wm_seen = version >= 2 ? buf_read_i64(&r) : INT64_MIN;
             const char *hr = buf_read_str(&r, &n);
             if (hr && n) {
                 h->raw = xstrndup(hr, n);
@@ -300,7 +310,9 @@ int agg_part_load(struct agg_part *p, const char *id, const char *value, size_t 
         cconv_free(map_put(p->conv, id, c));
         return 0;
     }
-    struct map *m = id[0] == 't' && id[1] == '\x1f' ? p->targets : p->orders;
+    /* By the partition's topic, not the id's shape: an order id may well start "t\x1f"
+     * (ids only exclude NUL), and such an order was loaded as a target slot. */
+    struct map *m = p->topic == TOPIC_REVIEWS ? p->targets : p->orders;
     if (!value)
         return 0;
     struct order *o = agg_decode_order(value, len);
@@ -348,9 +360,10 @@ static void owner_release(struct owner *o)
     buf_release(&o->team);
 }
 
-/* The periods of ts that still accept events; missed ones are appended to `missed`. */
-static size_t agg_periods(const struct agg_ctx *c, int64_t ts, struct period *out,
-                          struct buf *missed)
+/* The periods of ts that still accept events at watermark wm; missed ones are appended
+ * to `missed`. */
+static size_t agg_periods_at(const struct agg_ctx *c, int64_t wm, int64_t ts, struct period *out,
+                             struct buf *missed)
 {
     size_t n = 0;
     for (int k = 0; k < PERIOD_KIND_COUNT; k++) {
@@ -359,7 +372,7 @@ static size_t agg_periods(const struct agg_ctx *c, int64_t ts, struct period *ou
         struct period p;
         if (period_of((enum period_kind)k, ts, &p) < 0)
             continue;
-        if (c->wm_ms >= p.end_ms + c->conf->accept_ms[k]) {
+        if (wm >= p.end_ms + c->conf->accept_ms[k]) {
             if (missed) {
                 buf_adds(missed, missed->len ? ", " : "");
                 buf_adds(missed, p.label);
@@ -369,6 +382,18 @@ static size_t agg_periods(const struct agg_ctx *c, int64_t ts, struct period *ou
         out[n++] = p;
     }
     return n;
+}
+
+static size_t agg_periods(const struct agg_ctx *c, int64_t ts, struct period *out,
+                          struct buf *missed)
+{
+    return agg_periods_at(c, c->wm_ms, ts, out, missed);
+}
+
+/* The watermark an order event is judged against: the one it was read at (when known). */
+static int64_t agg_wm_seen(const struct agg_ctx *c, int64_t wm_seen)
+{
+    return wm_seen == INT64_MIN || wm_seen > c->wm_ms ? c->wm_ms : wm_seen;
 }
 
 static void agg_register(struct agg_ctx *c, const struct owner *o, const struct period *p,
@@ -507,7 +532,18 @@ static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *
         snprintf(member, sizeof(member), "%013" PRId64 ":%020" PRId64 ":%s", ev->ts_ms, offset,
                  ev->agent_id);
         delta_zadd(c->d, tag, key.data + taglen, ev->ts_ms, member);
-        delta_ztrim(c->d, tag, key.data + taglen, ev->ts_ms - c->conf->attribution_window_ms);
+        /* Trim only contacts no order can still need. An order is attributed once the
+         * global watermark passes its ts, and may arrive up to lateness behind the
+         * watermark, so it looks back from ts >= wm - lateness. Trimming from this
+         * message's own ts instead (chat read ahead of orders) dropped the contact of an
+         * order not yet attributed: the result depended on which topic was read first. */
+        int64_t from = INT64_MIN;
+        if (c->wm_ms > INT64_MIN + c->conf->lateness_ms)
+            from = c->wm_ms - c->conf->lateness_ms;
+        if (ev->ts_ms < from)
+            from = ev->ts_ms;
+        if (from > INT64_MIN + c->conf->attribution_window_ms)
+            delta_ztrim(c->d, tag, key.data + taglen, from - c->conf->attribution_window_ms);
         free(tag);
         buf_release(&key);
     }
@@ -540,13 +576,14 @@ static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *
 /* ---- orders ---- */
 
 static void agg_order_write(struct agg_ctx *c, const struct order *o, enum event_type type,
-                            int64_t ts, int64_t amount, const char *order_id, struct buf *missed)
+                            int64_t ts, int64_t amount, const char *order_id, int64_t wm,
+                            struct buf *missed)
 {
     struct owner ow;
     owner_init(&ow);
     owner_set(&ow, c->conf, o->shop, o->agent);
     struct period ps[PERIOD_KIND_COUNT];
-    size_t np = agg_periods(c, ts, ps, missed);
+    size_t np = agg_periods_at(c, wm, ts, ps, missed);
     for (size_t i = 0; i < np; i++) {
         agg_register(c, &ow, &ps[i], o->shop, o->agent);
         switch (type) {
@@ -587,7 +624,7 @@ static void agg_pend_mark(struct agg_part *p, const char *order_id, bool add)
 }
 
 static void agg_hold(struct order *o, const struct event *ev, int64_t offset, int64_t now,
-                     const void *raw, size_t rawlen)
+                     int64_t wm, const void *raw, size_t rawlen)
 {
     o->held = xrealloc(o->held, (o->nheld + 1) * sizeof(*o->held));
     o->held[o->nheld++] = (struct held){
@@ -596,6 +633,7 @@ static void agg_hold(struct order *o, const struct event *ev, int64_t offset, in
         .amount_cents = ev->amount_cents,
         .offset = offset,
         .seen_ms = now,
+        .wm_seen = wm,
         .raw = xstrndup(raw, rawlen),
         .rawlen = rawlen,
     };
@@ -616,7 +654,8 @@ static void agg_flush_held(struct agg_ctx *c, struct order *o, const char *order
         struct held *h = &o->held[i];
         struct buf missed;
         buf_init(&missed);
-        agg_order_write(c, o, h->type, h->ts_ms, h->amount_cents, order_id, &missed);
+        agg_order_write(c, o, h->type, h->ts_ms, h->amount_cents, order_id,
+                        agg_wm_seen(c, h->wm_seen), &missed);
         if (missed.len && cb) {
             char detail[256];
             snprintf(detail, sizeof(detail), "missed closed periods %s", missed.data);
@@ -652,11 +691,13 @@ static void agg_orders(struct agg_ctx *c, struct agg_part *p, const struct event
         o->created_ts = ev->ts_ms;
         o->amount_cents = ev->amount_cents;
         o->offset = offset;
+        o->wm_seen = c->wm_ms;
         o->dirty = true;
         if (ev->agent_id) {
             o->state = ORDER_ATTRIBUTED;
             o->agent = xstrdup(ev->agent_id);
-            agg_order_write(c, o, EV_CREATED, ev->ts_ms, ev->amount_cents, ev->order_id, &missed);
+            agg_order_write(c, o, EV_CREATED, ev->ts_ms, ev->amount_cents, ev->order_id, c->wm_ms,
+                            &missed);
             agg_late_detail(res, &missed);
             if (o->nheld)
                 agg_flush_held(c, o, ev->order_id, NULL, NULL);
@@ -673,10 +714,11 @@ static void agg_orders(struct agg_ctx *c, struct agg_part *p, const struct event
     }
     o->dirty = true;
     if (o->state == ORDER_ATTRIBUTED) {
-        agg_order_write(c, o, ev->type, ev->ts_ms, ev->amount_cents, ev->order_id, &missed);
+        agg_order_write(c, o, ev->type, ev->ts_ms, ev->amount_cents, ev->order_id, c->wm_ms,
+                        &missed);
         agg_late_detail(res, &missed);
     } else {
-        agg_hold(o, ev, offset, c->now_ms, raw, rawlen);
+        agg_hold(o, ev, offset, c->now_ms, c->wm_ms, raw, rawlen);
         if (o->state == ORDER_UNSEEN && !map_get(p->pending, ev->order_id))
             agg_pend_mark(p, ev->order_id, true);
     }
@@ -716,7 +758,8 @@ void agg_attribute(struct agg_ctx *c, struct agg_part *p, const char *order_id, 
     o->dirty = true;
     struct buf missed;
     buf_init(&missed);
-    agg_order_write(c, o, EV_CREATED, o->created_ts, o->amount_cents, id, &missed);
+    agg_order_write(c, o, EV_CREATED, o->created_ts, o->amount_cents, id,
+                    agg_wm_seen(c, o->wm_seen), &missed);
     if (missed.len && cb) {
         char detail[256];
         snprintf(detail, sizeof(detail), "missed closed periods %s", missed.data);
@@ -742,16 +785,26 @@ void agg_part_expire(struct agg_ctx *c, struct agg_part *p, agg_dead_cb cb, void
         struct order *o = map_get(p->orders, k);
         if (!o || o->state != ORDER_UNSEEN || o->nheld == 0)
             continue;
-        if (c->now_ms - o->held[0].seen_ms < c->conf->orphan_ms)
-            continue;
+        /* Each follow-up waits orphan_ms from its own arrival: one that came a minute ago
+         * stays even when an older one of the same order expires (they used to go out
+         * together, on the age of the first). */
+        size_t kept = 0;
         for (size_t i = 0; i < o->nheld; i++) {
+            if (c->now_ms - o->held[i].seen_ms < c->conf->orphan_ms) {
+                o->held[kept++] = o->held[i];
+                continue;
+            }
             char detail[256];
             snprintf(detail, sizeof(detail), "no 'created' for order '%s' within dedup_window", k);
             cb(ud, 1, detail, o->held[i].offset, o->held[i].raw, o->held[i].rawlen);
             held_free(&o->held[i]);
         }
-        o->nheld = 0;
+        if (kept == o->nheld)
+            continue;
+        o->nheld = kept;
         o->dirty = true;
+        if (kept)
+            continue;
         gone = xrealloc(gone, (ngone + 1) * sizeof(*gone));
         gone[ngone++] = xstrdup(k);
     }

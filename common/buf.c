@@ -152,6 +152,12 @@ uint64_t buf_read_u64(struct buf_reader *r)
             return 0;
         }
         unsigned char byte = *r->p++;
+        /* The 10th byte holds bit 63 only: more would be silently shifted out, turning a
+         * corrupt record into a wrong value instead of an error. */
+        if (shift == 63 && byte > 1) {
+            r->err = 1;
+            return 0;
+        }
         v |= (uint64_t)(byte & 0x7f) << shift;
         if (!(byte & 0x80))
             return v;

@@ -35,6 +35,8 @@ struct part {
     int64_t next;      /* offset after the last message processed in this batch */
     int64_t wm_ms;     /* largest ts delivered */
     int64_t last_delivery_ms; /* wall */
+    int64_t attributed_ms; /* orders: global watermark its orders are attributed up to; -1 others */
+    int64_t attributing_ms; /* the global watermark of the attribution pass being committed */
     bool touched;
 };
 
@@ -133,6 +135,39 @@ const struct ingest_stats *ingest_stats(const struct ingest *in)
     return &in->stats;
 }
 
+void ingest_set_rules(struct ingest *in, const struct rule_set *rules)
+{
+    const struct csm_config *cfg = in->cfg;
+    in->aconf.lateness_ms = cfg->lateness_ms;
+    in->aconf.attribution_window_ms = cfg->attribution_window_ms;
+    in->aconf.orphan_ms = cfg->dedup_window_ms;
+    for (int k = 0; k < PERIOD_KIND_COUNT; k++) {
+        in->aconf.kinds[k] = cfg->periods[k];
+        in->aconf.accept_ms[k] = cfg->lateness_ms;
+    }
+    for (size_t i = 0; rules && i < rules->n; i++) {
+        const struct rule *r = rules->rules[i];
+        in->aconf.kinds[r->period] = true;
+        if (r->has_lateness && r->lateness_ms > in->aconf.accept_ms[r->period])
+            in->aconf.accept_ms[r->period] = r->lateness_ms;
+    }
+}
+
+struct rconn *ingest_rconn(struct ingest *in)
+{
+    return in->rc;
+}
+
+struct store *ingest_store(struct ingest *in)
+{
+    return in->st;
+}
+
+struct consumer *ingest_consumer(struct ingest *in)
+{
+    return in->kc;
+}
+
 bool ingest_ready(const struct ingest *in)
 {
     return in->redis_ok && in->kc && !consumer_assignment_pending(in->kc);
@@ -218,6 +253,7 @@ static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *par
         p->kind = ingest_topic_kind(in, tp->topic);
         p->delta = delta_new();
         p->last_delivery_ms = clock_wall_ms();
+        p->attributed_ms = p->kind == TOPIC_ORDERS ? 0 : -1;
         if (ingest_load_part(in, p, err, sizeof(err)) < 0) {
             part_free(p);
             ingest_redis_failed(in, "loading partition state", err);
@@ -388,14 +424,18 @@ static int ingest_watermark(struct ingest *in, char *err, size_t errlen)
         int64_t pos = p->committed < 0 ? 0 : p->committed;
         bool caught_up = hi >= 0 && pos >= hi;
         bool idle = caught_up && now - p->last_delivery_ms >= in->cfg->idle_timeout_ms;
-        wp[i++] = (struct store_wm_part){
-            .name = p->name, .wm_ms = p->wm_ms, .idle_until_ms = idle ? now + 5000 : 0};
+        wp[i++] = (struct store_wm_part){.name = p->name,
+                                         .wm_ms = p->wm_ms,
+                                         .idle_until_ms = idle ? now + 5000 : 0,
+                                         .attributed_ms = p->attributed_ms};
     }
-    int64_t g = in->stats.global_wm_ms;
-    int rc = store_wm(in->st, now, in->cfg->idle_timeout_ms > 0, i, wp, &g, err, errlen);
+    int64_t g = in->stats.global_wm_ms, cl = in->stats.close_wm_ms;
+    int rc = store_wm(in->st, now, in->cfg->idle_timeout_ms > 0, i, wp, &g, &cl, err, errlen);
     free(wp);
-    if (rc == 0)
+    if (rc == 0) {
         in->stats.global_wm_ms = g;
+        in->stats.close_wm_ms = cl;
+    }
     return rc;
 }
 
@@ -421,7 +461,7 @@ static int ingest_attribute(struct ingest *in, struct part *p, char *err, size_t
     int rc = store_contact_latest(in->st, n, shops, custs, ts, in->cfg->attribution_window_ms,
                                   agents, err, errlen);
     struct agg_ctx c = {.conf = &in->aconf,
-                        .wm_ms = in->stats.global_wm_ms,
+                        .wm_ms = in->stats.close_wm_ms,
                         .now_ms = clock_wall_ms(),
                         .d = p->delta};
     struct dead_ctx dc = {.in = in, .p = p};
@@ -658,7 +698,7 @@ static void ingest_process(struct ingest *in, size_t n)
         goto out;
     }
     /* 4. per partition: prefetch state, aggregate in offset order */
-    struct agg_ctx c = {.conf = &in->aconf, .wm_ms = in->stats.global_wm_ms, .now_ms = now};
+    struct agg_ctx c = {.conf = &in->aconf, .wm_ms = in->stats.close_wm_ms, .now_ms = now};
     size_t it = 0;
     const char *k;
     void *v;
@@ -720,13 +760,14 @@ static void ingest_finish(struct ingest *in, bool tick)
         struct part *p = v;
         if (p->kind != TOPIC_ORDERS)
             continue;
+        p->attributing_ms = in->stats.global_wm_ms;
         if (ingest_attribute(in, p, err, sizeof(err)) < 0) {
             ingest_redis_failed(in, "reading contacts", err);
             return;
         }
         if (tick) {
             struct agg_ctx c = {.conf = &in->aconf,
-                                .wm_ms = in->stats.global_wm_ms,
+                                .wm_ms = in->stats.close_wm_ms,
                                 .now_ms = clock_wall_ms(),
                                 .d = p->delta};
             struct dead_ctx dc = {.in = in, .p = p};
@@ -743,9 +784,14 @@ static void ingest_finish(struct ingest *in, bool tick)
     it = 0;
     while (map_next(in->parts, &it, &k, &v)) {
         struct part *p = v;
-        if (!p->touched)
+        if (!p->touched) {
+            if (p->kind == TOPIC_ORDERS)
+                p->attributed_ms = p->attributing_ms; /* nothing was due */
             continue;
+        }
         int rc = ingest_commit_part(in, p, err, sizeof(err));
+        if (rc == 0 && p->kind == TOPIC_ORDERS)
+            p->attributed_ms = p->attributing_ms;
         if (rc == 1) {
             in->stats.fenced++;
             log_msg(LOG_WARN, "ingest", "%s; re-reading from the stored offset", err);

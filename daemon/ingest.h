@@ -9,6 +9,10 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "consumers/consumer.h"
+#include "daemon/rconn.h"
+#include "daemon/store.h"
+#include "rules/rule.h"
 
 struct ingest;
 
@@ -17,7 +21,9 @@ struct ingest_stats {
     uint64_t duplicates;
     uint64_t deadletters[16]; /* by enum dl_reason (DL_REASON_COUNT <= 16) */
     uint64_t batches, commits, fenced, redis_errors;
-    int64_t global_wm_ms;
+    int64_t global_wm_ms; /* min over partitions (metrics.md "Closing a period") */
+    int64_t close_wm_ms;  /* global, held back until orders below it are attributed:
+                             periods accept events and close by this one */
 };
 
 /* cfg is borrowed and must outlive the ingest. Connects nothing yet. */
@@ -32,5 +38,15 @@ void ingest_step(struct ingest *in);
 /* true once Redis and Kafka have been reached and state is healthy. */
 bool ingest_ready(const struct ingest *in);
 const struct ingest_stats *ingest_stats(const struct ingest *in);
+
+/* Maintains the period kinds the rules use, and accepts events until the largest
+ * lateness of any rule file of that kind (and the global one) has passed; also
+ * re-derives everything ingest took from the configuration (after a reload). */
+void ingest_set_rules(struct ingest *in, const struct rule_set *rules);
+
+/* For the rules engine driver, which shares the connections (borrowed). */
+struct rconn *ingest_rconn(struct ingest *in);
+struct store *ingest_store(struct ingest *in);
+struct consumer *ingest_consumer(struct ingest *in);
 
 #endif

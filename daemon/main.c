@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "daemon/ingest.h"
+#include "daemon/rules_run.h"
 #include "daemon/version.h"
 
 #include <inttypes.h>
@@ -45,6 +46,48 @@ static int load_config(struct csm_config *cfg, const char *path)
     return 0;
 }
 
+/* SIGHUP: re-reads the configuration and every rule file; on any error keeps what runs
+ * (like Prometheus). Connection settings (kafka.*, redis.*) need a restart: a change
+ * there is logged and ignored; the other keys apply at once. */
+static void reload(struct csm_config *cfg, const char *path, struct ingest *in,
+                   struct rules_run *rr)
+{
+    struct csm_config next;
+    char err[1024];
+    config_init(&next);
+    if (config_load(&next, path, err, sizeof(err)) < 0 || config_validate(&next, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERR, "main", "reload failed, keeping the running configuration and rules: %s", err);
+        config_release(&next);
+        return;
+    }
+    struct rule_set *set = rule_set_load_dir(next.rules_dir, err, sizeof(err));
+    if (!set) {
+        log_msg(LOG_ERR, "main", "reload failed, keeping the running configuration and rules: %s", err);
+        config_release(&next);
+        period_tz_set(cfg->timezone, err, sizeof(err));
+        return;
+    }
+    if (strcmp(next.kafka_brokers, cfg->kafka_brokers) || strcmp(next.redis_url, cfg->redis_url) ||
+        strcmp(next.kafka_group_id, cfg->kafka_group_id) ||
+        strcmp(next.redis_key_prefix, cfg->redis_key_prefix) || strcmp(next.timezone, cfg->timezone))
+        log_msg(LOG_WARN, "main", "reload: kafka, redis and timezone changes apply at the next restart");
+    period_tz_set(cfg->timezone, err, sizeof(err));
+    cfg->lateness_ms = next.lateness_ms;
+    cfg->idle_timeout_ms = next.idle_timeout_ms;
+    cfg->max_future_ms = next.max_future_ms;
+    cfg->attribution_window_ms = next.attribution_window_ms;
+    cfg->dedup_window_ms = next.dedup_window_ms;
+    memcpy(cfg->periods, next.periods, sizeof(cfg->periods));
+    enum log_level lvl;
+    if (log_level_parse(next.log_level, &lvl) == 0)
+        log_set_level(lvl);
+    size_t n = set->n;
+    ingest_set_rules(in, set);
+    rules_run_replace(rr, set);
+    config_release(&next);
+    log_msg(LOG_NOTICE, "main", "reloaded configuration and rules rules=%zu", n);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = getenv("CSMETRICS_CONFIG");
@@ -78,11 +121,22 @@ int main(int argc, char **argv)
         config_release(&cfg);
         return 1;
     }
-    if (test_only || dump) {
-        if (dump)
-            config_dump(&cfg, stdout);
-        else
-            fprintf(stderr, "csmetricsd: configuration '%s' is ok\n", path);
+    if (dump) {
+        config_dump(&cfg, stdout);
+        config_release(&cfg);
+        return 0;
+    }
+    char rerr[1024];
+    struct rule_set *rules = rule_set_load_dir(cfg.rules_dir, rerr, sizeof(rerr));
+    if (!rules) {
+        fprintf(stderr, "%s\n", rerr);
+        config_release(&cfg);
+        return 1;
+    }
+    if (test_only) {
+        fprintf(stderr, "csmetricsd: configuration '%s' and %zu rule file%s in '%s' are ok\n", path,
+                rules->n, rules->n == 1 ? "" : "s", cfg.rules_dir);
+        rule_set_destroy(rules);
         config_release(&cfg);
         return 0;
     }
@@ -104,11 +158,14 @@ int main(int argc, char **argv)
         config_release(&cfg);
         return 1;
     }
-    log_msg(LOG_NOTICE, "main", "csmetricsd %s starting config=%s brokers=%s", CSM_VERSION, path,
-            cfg.kafka_brokers);
+    ingest_set_rules(in, rules);
+    struct rules_run *rr = rules_run_new(rules);
+    rules = NULL; /* owned by rr */
+    log_msg(LOG_NOTICE, "main", "csmetricsd %s starting config=%s brokers=%s rules=%zu", CSM_VERSION,
+            path, cfg.kafka_brokers, rules_run_set(rr)->n);
     uint64_t wd_usec = 0;
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
-    int64_t next_wd = 0, next_status = 0;
+    int64_t next_wd = 0, next_status = 0, next_rules = 0;
     bool ready = false;
     while (!stop_requested) {
         ingest_step(in);
@@ -128,14 +185,28 @@ int main(int argc, char **argv)
                        s->events, s->duplicates, s->global_wm_ms);
             next_status = now + 5000;
         }
+        if (ready && now >= next_rules) {
+            struct rules_env env = {.cfg = &cfg,
+                                    .rc = ingest_rconn(in),
+                                    .st = ingest_store(in),
+                                    .kc = ingest_consumer(in),
+                                    .wm_ms = ingest_stats(in)->close_wm_ms,
+                                    .now_ms = clock_wall_ms()};
+            if (ingest_ready(in) && env.kc)
+                rules_run_step(rr, &env);
+            next_rules = now + 1000;
+        }
         if (reload_requested) {
             reload_requested = 0;
-            log_msg(LOG_NOTICE, "main", "SIGHUP: configuration reload applies at restart");
+            sd_notify(0, "RELOADING=1");
+            reload(&cfg, path, in, rr);
+            sd_notify(0, "READY=1");
         }
     }
     sd_notify(0, "STOPPING=1");
     log_msg(LOG_NOTICE, "main", "stopping events=%" PRIu64, ingest_stats(in)->events);
     ingest_destroy(in);
+    rules_run_destroy(rr);
     config_release(&cfg);
     return 0;
 }

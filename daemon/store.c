@@ -1,5 +1,5 @@
 /* store — see store.h. Replies are checked for type before use: Redis is the outside
- * world. Round trips per batch: one for the commit, one for the applies and done. */
+ * world. Round trips per batch: one for the commit, one for the applies, one for done. */
 #include "daemon/store.h"
 #include "aggregator/keys.h"
 #include "common/buf.h"
@@ -143,6 +143,13 @@ static int store_replay_group(void *ud, const struct delta_group *g)
     return 0;
 }
 
+static int store_check_group(void *ud, const struct delta_group *g)
+{
+    (void)ud;
+    (void)g;
+    return 0;
+}
+
 static int store_exec_all(struct store *s, char *err, size_t errlen, const char *what)
 {
     redisReply **rep = NULL;
@@ -180,7 +187,11 @@ int store_partition_recover(struct store *s, const char *topic, int32_t part,
             char pid[256];
             snprintf(pid, sizeof(pid), "%s:%d", topic, (int)part);
             struct store_replay rp = {.s = s, .pid = pid, .seq = jseq};
-            if (delta_decode_groups(j->str, j->len, store_replay_group, &rp) < 0) {
+            /* Validate the whole record first: decoding queues each group's apply as
+             * it goes, and a bad group further on would leave the earlier ones queued
+             * for whatever command is sent next. */
+            if (delta_decode_groups(j->str, j->len, store_check_group, NULL) < 0 ||
+                delta_decode_groups(j->str, j->len, store_replay_group, &rp) < 0) {
                 snprintf(err, errlen, "malformed journal '%s'", journal);
                 goto out;
             }
@@ -389,14 +400,20 @@ int store_commit(struct store *s, const struct store_batch *b, char *err, size_t
     rconn_replies_free(rep, nr);
     if (rc != 0 || journal.len == 0)
         goto out;
-    /* Steps 3 and 4 in one pipeline. */
+    /* Step 3, then step 4 only once every apply succeeded. They used to share one
+     * pipeline, where Redis runs csm_done even after a failed csm_apply: the journal
+     * was dropped and that tag's writes were lost for good. Kept, the journal is
+     * replayed by store_partition_recover (the ingest path's resync). */
     for (size_t i = 0; i < delta_group_count(b->delta); i++) {
         struct delta_group g;
         delta_group_get(b->delta, i, &g);
         store_append_apply(s, &g, pid, seq);
     }
-    rconn_appendf(s->rc, "FCALL csm_done 2 %s %s %s", s->k1.data, s->k2.data, seq);
     rc = store_exec_all(s, err, errlen, "apply");
+    if (rc != 0)
+        goto out;
+    rconn_appendf(s->rc, "FCALL csm_done 2 %s %s %s", s->k1.data, s->k2.data, seq);
+    rc = store_exec_all(s, err, errlen, "done");
 out:
     buf_release(&journal);
     for (int w = 0; w < STORE_STATE_COUNT; w++)
@@ -405,7 +422,8 @@ out:
 }
 
 int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
-             const struct store_wm_part *parts, int64_t *global_ms, char *err, size_t errlen)
+             const struct store_wm_part *parts, int64_t *global_ms, int64_t *close_ms, char *err,
+             size_t errlen)
 {
     buf_reset(&s->k1);
     buf_adds(&s->k1, s->prefix);
@@ -413,23 +431,29 @@ int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
     buf_reset(&s->k2);
     buf_adds(&s->k2, s->prefix);
     buf_adds(&s->k2, "{wm}:global");
+    buf_reset(&s->k3);
+    buf_adds(&s->k3, s->prefix);
+    buf_adds(&s->k3, "{wm}:close");
     struct argv a = {0};
     char now[24];
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
-    char (*nums)[2][24] = xcalloc(n + 1, sizeof(*nums));
+    char (*nums)[3][24] = xcalloc(n + 1, sizeof(*nums));
     argv_pushs(&a, "FCALL");
     argv_pushs(&a, "csm_wm");
-    argv_pushs(&a, "2");
+    argv_pushs(&a, "3");
     argv_pushs(&a, s->k1.data);
     argv_pushs(&a, s->k2.data);
+    argv_pushs(&a, s->k3.data);
     argv_pushs(&a, now);
     argv_pushs(&a, allow_wall ? "1" : "0");
     for (size_t i = 0; i < n; i++) {
         snprintf(nums[i][0], 24, "%" PRId64, parts[i].wm_ms);
         snprintf(nums[i][1], 24, "%" PRId64, parts[i].idle_until_ms);
+        snprintf(nums[i][2], 24, "%" PRId64, parts[i].attributed_ms);
         argv_pushs(&a, parts[i].name);
         argv_pushs(&a, nums[i][0]);
         argv_pushs(&a, nums[i][1]);
+        argv_pushs(&a, nums[i][2]);
     }
     store_append(s, &a);
     argv_release(&a);
@@ -441,9 +465,12 @@ int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
     int rc = 0;
     if (nr != 1 || store_reply_error(rep[0], err, errlen, "watermark") < 0)
         rc = -1;
-    else if (rep[0]->type == REDIS_REPLY_INTEGER)
-        *global_ms = rep[0]->integer;
-    else {
+    else if (rep[0]->type == REDIS_REPLY_ARRAY && rep[0]->elements == 2 &&
+             rep[0]->element[0]->type == REDIS_REPLY_INTEGER &&
+             rep[0]->element[1]->type == REDIS_REPLY_INTEGER) {
+        *global_ms = rep[0]->element[0]->integer;
+        *close_ms = rep[0]->element[1]->integer;
+    } else {
         snprintf(err, errlen, "watermark: unexpected reply");
         rc = -1;
     }

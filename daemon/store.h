@@ -78,11 +78,14 @@ struct store_wm_part {
     const char *name; /* "topic:partition" */
     int64_t wm_ms;
     int64_t idle_until_ms; /* > now: idle, excluded */
+    int64_t attributed_ms; /* orders partitions: global watermark attributed up to; else -1 */
 };
 
-/* Updates partition watermarks and returns the global one. 0/-1. */
+/* Updates partition watermarks and returns the global one and the close watermark (the
+ * global one held back by orders not attributed yet). 0/-1. */
 int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
-             const struct store_wm_part *parts, int64_t *global_ms, char *err, size_t errlen);
+             const struct store_wm_part *parts, int64_t *global_ms, int64_t *close_ms, char *err,
+             size_t errlen);
 
 /* Records a customer's message for attribution (into delta, applied with the batch). */
 void store_contact_add(const struct store *s, struct delta *d, const char *shop,

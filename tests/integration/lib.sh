@@ -9,6 +9,7 @@ CSMETRICSD=$BIN/csmetricsd
 EXAMPLE=${EXAMPLE:-$ROOT/../shared/spec/example}
 [ -d "$EXAMPLE" ] || EXAMPLE=/work/shared/spec/example
 WORK=$(mktemp -d /tmp/csm-it.XXXXXX)
+mkdir -p "$WORK/rules"
 PIDS=""
 PASSED=0
 FAILED=0
@@ -55,7 +56,7 @@ write_config() { # write_config FILE GROUP REDIS_URL [extra yaml lines on stdin]
         echo "  properties: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"300\", topic.metadata.refresh.interval.ms: \"1000\"}"
         echo "redis:"
         echo "  url: \"$3\""
-        echo "rules_dir: $WORK"
+        echo "rules_dir: $WORK/rules"
         echo "http: {listen: \"\"}"
         cat
     } >"$1"

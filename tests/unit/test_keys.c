@@ -32,7 +32,7 @@ static const struct esc_case {
     {.id = "del\x7f", .want = "del%7F"},
     {.id = "~!@#$^&*()_+-=[]|\\;'\",.<>/?`",
      .want = "~!@#$^&*()_+-=[]|\\;'\",.<>/?`"}, /* other printable ASCII passes */
-    {.id = "店铺:1", .want = "店铺%3A1"},          /* UTF-8 bytes (>= 0x80) pass through */
+    {.id = "店铺:1", .want = "店铺%3A1"},       /* UTF-8 bytes (>= 0x80) pass through */
     {.id = "\xc3\xa9t\xc3\xa9", .want = "\xc3\xa9t\xc3\xa9"},
     {.id = "\xff\x80", .want = "\xff\x80"}, /* even invalid UTF-8: bytes, not characters */
     {.id = "{}:% ", .want = "%7B%7D%3A%25%20"},
@@ -90,7 +90,7 @@ static void test_escape_every_byte(void **state)
 
 static const struct unesc_case {
     const char *s;
-    size_t n; /* 0: strlen */
+    size_t n;         /* 0: strlen */
     const char *want; /* NULL: malformed */
 } unesc_cases[] = {
     {.s = "", .want = ""},
@@ -168,7 +168,11 @@ static const struct owner_case {
     enum keys_owner o;
     const char *prefix, *shop, *agent, *want, *tag;
 } owner_cases[] = {
-    {.o = KEYS_AGENT, .prefix = "csm:", .shop = "demo", .agent = "x1", .want = "csm:{a:demo:x1}",
+    {.o = KEYS_AGENT,
+     .prefix = "csm:",
+     .shop = "demo",
+     .agent = "x1",
+     .want = "csm:{a:demo:x1}",
      .tag = "a:demo:x1"},
     {.o = KEYS_AGENT,
      .prefix = "csm:",
@@ -177,20 +181,48 @@ static const struct owner_case {
      .want = "csm:{a:shop%3A1:x%7B1%7D}",
      .tag = "a:shop%3A1:x%7B1%7D"},
     /* "a:b" + "c" and "a" + "b:c" must not collide */
-    {.o = KEYS_AGENT, .prefix = "csm:", .shop = "a:b", .agent = "c", .want = "csm:{a:a%3Ab:c}",
+    {.o = KEYS_AGENT,
+     .prefix = "csm:",
+     .shop = "a:b",
+     .agent = "c",
+     .want = "csm:{a:a%3Ab:c}",
      .tag = "a:a%3Ab:c"},
-    {.o = KEYS_AGENT, .prefix = "csm:", .shop = "a", .agent = "b:c", .want = "csm:{a:a:b%3Ac}",
+    {.o = KEYS_AGENT,
+     .prefix = "csm:",
+     .shop = "a",
+     .agent = "b:c",
+     .want = "csm:{a:a:b%3Ac}",
      .tag = "a:a:b%3Ac"},
-    {.o = KEYS_AGENT, .prefix = "", .shop = "店", .agent = "张 三", .want = "{a:店:张%20三}",
+    {.o = KEYS_AGENT,
+     .prefix = "",
+     .shop = "店",
+     .agent = "张 三",
+     .want = "{a:店:张%20三}",
      .tag = "a:店:张%20三"},
-    {.o = KEYS_TEAM, .prefix = "csm:", .shop = "shop:1", .agent = "ignored",
-     .want = "csm:{t:shop%3A1}", .tag = "t:shop%3A1"},
-    {.o = KEYS_TEAM, .prefix = "csm:", .shop = "demo", .agent = NULL, .want = "csm:{t:demo}",
+    {.o = KEYS_TEAM,
+     .prefix = "csm:",
+     .shop = "shop:1",
+     .agent = "ignored",
+     .want = "csm:{t:shop%3A1}",
+     .tag = "t:shop%3A1"},
+    {.o = KEYS_TEAM,
+     .prefix = "csm:",
+     .shop = "demo",
+     .agent = NULL,
+     .want = "csm:{t:demo}",
      .tag = "t:demo"},
-    {.o = KEYS_UNATTRIBUTED, .prefix = "csm:", .shop = "}{", .agent = NULL,
-     .want = "csm:{u:%7D%7B}", .tag = "u:%7D%7B"},
-    {.o = KEYS_UNATTRIBUTED, .prefix = "x:y:", .shop = "demo", .agent = "z",
-     .want = "x:y:{u:demo}", .tag = "u:demo"},
+    {.o = KEYS_UNATTRIBUTED,
+     .prefix = "csm:",
+     .shop = "}{",
+     .agent = NULL,
+     .want = "csm:{u:%7D%7B}",
+     .tag = "u:%7D%7B"},
+    {.o = KEYS_UNATTRIBUTED,
+     .prefix = "x:y:",
+     .shop = "demo",
+     .agent = "z",
+     .want = "x:y:{u:demo}",
+     .tag = "u:demo"},
 };
 
 static void test_owner_tag(void **state)
@@ -219,9 +251,13 @@ static void test_partition_tag(void **state)
         const char *want, *tag;
     } cases[] = {
         {.topic = "cs.chat", .part = 0, .want = "csm:{p:cs.chat:0}", .tag = "p:cs.chat:0"},
-        {.topic = "shop.orders", .part = 11, .want = "csm:{p:shop.orders:11}",
+        {.topic = "shop.orders",
+         .part = 11,
+         .want = "csm:{p:shop.orders:11}",
          .tag = "p:shop.orders:11"},
-        {.topic = "t{x}", .part = 2147483647, .want = "csm:{p:t%7Bx%7D:2147483647}",
+        {.topic = "t{x}",
+         .part = 2147483647,
+         .want = "csm:{p:t%7Bx%7D:2147483647}",
          .tag = "p:t%7Bx%7D:2147483647"},
         {.topic = "a:b", .part = -1, .want = "csm:{p:a%3Ab:-1}", .tag = "p:a%3Ab:-1"},
     };
@@ -254,8 +290,7 @@ static void test_contact(void **state)
     } cases[] = {
         /* bucket = FNV-1a("escaped shop:escaped customer") % 64 */
         {.shop = "demo", .customer = "c1", .want = "csm:{c:26}:demo:c1", .tag = "c:26"},
-        {.shop = "shop:1", .customer = "c{1}", .want = "csm:{c:1}:shop%3A1:c%7B1%7D",
-         .tag = "c:1"},
+        {.shop = "shop:1", .customer = "c{1}", .want = "csm:{c:1}:shop%3A1:c%7B1%7D", .tag = "c:1"},
         {.shop = "demo", .customer = "客户", .want = "csm:{c:60}:demo:客户", .tag = "c:60"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
