@@ -100,3 +100,19 @@ dump_kpis() {
         done
     done
 }
+
+# pending_total SOCK DB: orders still waiting for attribution (or holding orphans)
+pending_total() {
+    redis-cli -s "$1" -n "$2" --scan --pattern 'csm:{p:*}:pend' | while read -r k; do
+        redis-cli -s "$1" -n "$2" hlen "$k"
+    done | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# wait_settled SOCK DB N: N messages committed and no order left to attribute
+wait_settled() {
+    wait_committed "$1" "$2" "$3" 120 || return 1
+    i=0
+    while [ "$(pending_total "$1" "$2")" -gt 0 ]; do
+        i=$((i + 1)); [ $i -gt 600 ] && return 1; sleep 0.1
+    done
+}

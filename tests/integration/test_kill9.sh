@@ -25,7 +25,7 @@ idle_timeout: 0
 EOF2
 done
 start_daemon "$WORK/c0.yaml" "$WORK/d0.log"
-wait_committed "$WORK/r.sock" 0 "$TOTAL" 120 && ok "uninterrupted run committed $TOTAL messages" || fail "uninterrupted run stuck at $(committed_total "$WORK/r.sock" 0)"
+wait_settled "$WORK/r.sock" 0 "$TOTAL" && ok "uninterrupted run committed $TOTAL messages" || fail "uninterrupted run stuck at $(committed_total "$WORK/r.sock" 0) (pending $(pending_total "$WORK/r.sock" 0))"
 sleep 2
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
 
@@ -41,7 +41,7 @@ while [ $kills -lt "$KILLS" ] && [ "$(committed_total "$WORK/r.sock" 1)" -lt "$T
     echo "  kill -9 #$kills at $(committed_total "$WORK/r.sock" 1) of $TOTAL committed"
     start_daemon "$WORK/c1.yaml" "$WORK/d1.log"
 done
-wait_committed "$WORK/r.sock" 1 "$TOTAL" 120 && ok "interrupted run committed $TOTAL messages after $kills kills" || fail "interrupted run stuck at $(committed_total "$WORK/r.sock" 1)"
+wait_settled "$WORK/r.sock" 1 "$TOTAL" && ok "interrupted run committed $TOTAL messages after $kills kills" || fail "interrupted run stuck at $(committed_total "$WORK/r.sock" 1) (pending $(pending_total "$WORK/r.sock" 1))"
 sleep 2
 dump_kpis "$WORK/c0.yaml" >"$WORK/kpi0.jsonl"
 dump_kpis "$WORK/c1.yaml" >"$WORK/kpi1.jsonl"
