@@ -362,7 +362,7 @@ static void owner_release(struct owner *o)
 
 /* The periods of ts that still accept events at watermark wm; missed ones are appended
  * to `missed`. */
-static size_t agg_periods_at(const struct agg_ctx *c, int64_t wm, int64_t ts, struct period *out,
+static size_t agg_periods_at(struct agg_ctx *c, int64_t wm, int64_t ts, struct period *out,
                              struct buf *missed)
 {
     size_t n = 0;
@@ -370,8 +370,15 @@ static size_t agg_periods_at(const struct agg_ctx *c, int64_t wm, int64_t ts, st
         if (!c->conf->kinds[k])
             continue;
         struct period p;
-        if (period_of((enum period_kind)k, ts, &p) < 0)
-            continue;
+        /* Most events fall in the period of the one before: skip the zone math. */
+        if (c->pcached[k] && ts >= c->pcache[k].start_ms && ts < c->pcache[k].end_ms) {
+            p = c->pcache[k];
+        } else {
+            if (period_of((enum period_kind)k, ts, &p) < 0)
+                continue;
+            c->pcache[k] = p;
+            c->pcached[k] = true;
+        }
         if (wm >= p.end_ms + c->conf->accept_ms[k]) {
             if (missed) {
                 buf_adds(missed, missed->len ? ", " : "");
@@ -384,7 +391,7 @@ static size_t agg_periods_at(const struct agg_ctx *c, int64_t wm, int64_t ts, st
     return n;
 }
 
-static size_t agg_periods(const struct agg_ctx *c, int64_t ts, struct period *out,
+static size_t agg_periods(struct agg_ctx *c, int64_t ts, struct period *out,
                           struct buf *missed)
 {
     return agg_periods_at(c, c->wm_ms, ts, out, missed);
@@ -399,6 +406,19 @@ static int64_t agg_wm_seen(const struct agg_ctx *c, int64_t wm_seen)
 static void agg_register(struct agg_ctx *c, const struct owner *o, const struct period *p,
                          const char *shop, const char *agent)
 {
+    if (c->registered) {
+        struct buf id;
+        buf_init(&id);
+        buf_add(&id, o->tag.data, o->tag.len);
+        buf_addc(&id, '\x1f');
+        buf_adds(&id, p->label);
+        bool seen = map_get(c->registered, id.data) != NULL;
+        if (!seen)
+            map_put(c->registered, id.data, (void *)1);
+        buf_release(&id);
+        if (seen)
+            return;
+    }
     delta_zadd(c->d, o->tag.data, ":periods", p->start_ms, p->label);
     if (o->team.len) {
         delta_zadd(c->d, o->team.data, ":periods", p->start_ms, p->label);

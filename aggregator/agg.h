@@ -15,6 +15,7 @@
 
 #include "aggregator/delta.h"
 #include "aggregator/period.h"
+#include "common/map.h"
 #include "consumers/event.h"
 
 struct agg_conf {
@@ -49,6 +50,12 @@ struct agg_ctx {
     int64_t wm_ms;  /* global watermark */
     int64_t now_ms; /* wall clock */
     struct delta *d;
+    /* Optional, owned by the caller: the (owner, period) pairs already registered in d,
+     * so the registry writes are made once per batch. Clear it when d is reset. */
+    struct map *registered;
+    /* Internal: the last period computed per kind (zero-initialise). */
+    struct period pcache[PERIOD_KIND_COUNT];
+    bool pcached[PERIOD_KIND_COUNT];
 };
 
 /* Outcome of one event: late when it missed a period (detail names them). */

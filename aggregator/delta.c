@@ -1,5 +1,6 @@
-/* delta — see delta.h. A group keeps its keys (with a key→index map), its ordered
- * ops, and its summed counters (with their first-use order, for determinism). */
+/* delta — see delta.h. A group holds its keys (with a suffix → index map); a key holds
+ * one container per kind of write, each an insertion-ordered vector with a map from
+ * member/field to its slot, so materialisation is deterministic. */
 #include "aggregator/delta.h"
 #include "common/map.h"
 
@@ -9,30 +10,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct delta_op {
-    char code;
-    size_t key; /* 1-based */
-    char *a, *b;
+/* An insertion-ordered set of named slots: name → (value string, number, flag). */
+struct slots {
+    struct map *idx; /* name -> (void *)(index + 1) */
+    char **name;
+    char **value;
+    int64_t *num;
+    bool *flag;
+    size_t n, cap;
 };
 
-struct delta_counter {
-    char code; /* 'C' or 'M' */
-    size_t key;
-    char *field;
-    int64_t n;
+struct dkey {
+    char *name;
+    struct slots s; /* S: members */
+    struct slots z; /* Z/R: member, num = score, flag = removed */
+    struct slots h; /* H: field, value */
+    struct slots c; /* C: field, num */
+    struct slots m; /* M: field, num */
+    bool has_trim;
+    int64_t trim;
 };
 
 struct dgroup {
     char *tag;
-    char **keys;
+    struct dkey **keys;
     size_t nkeys, capkeys;
-    struct map *keyidx; /* suffix -> (void *)index */
-    struct delta_op *ops;
-    size_t nops, capops;
-    struct delta_counter *ctrs;
-    size_t nctrs, capctrs;
-    struct map *ctridx; /* "code key field" -> (void *)(index + 1) */
-    struct map *members; /* "key member" for S dedup */
+    struct map *keyidx; /* suffix -> (void *)(index + 1) */
 };
 
 struct delta {
@@ -45,33 +48,74 @@ struct delta {
     size_t capkeys, capargs;
     char **numbufs;
     size_t nnum, capnum;
-    struct buf scratch;
 };
+
+static void slots_free(struct slots *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->name[i]);
+        if (s->value)
+            free(s->value[i]);
+    }
+    free(s->name);
+    free(s->value);
+    free(s->num);
+    free(s->flag);
+    map_destroy(s->idx);
+    *s = (struct slots){0};
+}
+
+/* The slot of name, created empty when new. */
+static size_t slots_get(struct slots *s, const char *name, bool *created)
+{
+    if (!s->idx)
+        s->idx = map_new();
+    void *v = map_get(s->idx, name);
+    if (v) {
+        *created = false;
+        return (size_t)(uintptr_t)v - 1;
+    }
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->name = xrealloc(s->name, s->cap * sizeof(*s->name));
+        s->value = xrealloc(s->value, s->cap * sizeof(*s->value));
+        s->num = xrealloc(s->num, s->cap * sizeof(*s->num));
+        s->flag = xrealloc(s->flag, s->cap * sizeof(*s->flag));
+    }
+    size_t i = s->n++;
+    s->name[i] = xstrdup(name);
+    s->value[i] = NULL;
+    s->num[i] = 0;
+    s->flag[i] = false;
+    map_put(s->idx, name, (void *)(uintptr_t)(i + 1));
+    *created = true;
+    return i;
+}
+
+static void dkey_free(struct dkey *k)
+{
+    slots_free(&k->s);
+    slots_free(&k->z);
+    slots_free(&k->h);
+    slots_free(&k->c);
+    slots_free(&k->m);
+    free(k->name);
+    free(k);
+}
 
 struct delta *delta_new(void)
 {
     struct delta *d = xcalloc(1, sizeof(*d));
     d->byname = map_new();
-    buf_init(&d->scratch);
     return d;
 }
 
 static void dgroup_free(struct dgroup *g)
 {
     for (size_t i = 0; i < g->nkeys; i++)
-        free(g->keys[i]);
+        dkey_free(g->keys[i]);
     free(g->keys);
-    for (size_t i = 0; i < g->nops; i++) {
-        free(g->ops[i].a);
-        free(g->ops[i].b);
-    }
-    free(g->ops);
-    for (size_t i = 0; i < g->nctrs; i++)
-        free(g->ctrs[i].field);
-    free(g->ctrs);
     map_destroy(g->keyidx);
-    map_destroy(g->ctridx);
-    map_destroy(g->members);
     free(g->tag);
     free(g);
 }
@@ -103,7 +147,6 @@ void delta_destroy(struct delta *d)
     free(d->args);
     free(d->arglens);
     free(d->numbufs);
-    buf_release(&d->scratch);
     free(d);
 }
 
@@ -112,132 +155,144 @@ bool delta_empty(const struct delta *d)
     return d->ngroups == 0;
 }
 
-static struct dgroup *delta_group(struct delta *d, const char *tag)
+static struct dkey *delta_key(struct delta *d, const char *tag, const char *suffix)
 {
     struct dgroup *g = map_get(d->byname, tag);
-    if (g)
-        return g;
-    g = xcalloc(1, sizeof(*g));
-    g->tag = xstrdup(tag);
-    g->keyidx = map_new();
-    g->ctridx = map_new();
-    g->members = map_new();
-    if (d->ngroups == d->capgroups) {
-        d->capgroups = d->capgroups ? d->capgroups * 2 : 16;
-        d->groups = xrealloc(d->groups, d->capgroups * sizeof(*d->groups));
+    if (!g) {
+        g = xcalloc(1, sizeof(*g));
+        g->tag = xstrdup(tag);
+        g->keyidx = map_new();
+        if (d->ngroups == d->capgroups) {
+            d->capgroups = d->capgroups ? d->capgroups * 2 : 16;
+            d->groups = xrealloc(d->groups, d->capgroups * sizeof(*d->groups));
+        }
+        d->groups[d->ngroups++] = g;
+        map_put(d->byname, tag, g);
     }
-    d->groups[d->ngroups++] = g;
-    map_put(d->byname, tag, g);
-    return g;
-}
-
-static size_t dgroup_key(struct dgroup *g, const char *suffix)
-{
     void *v = map_get(g->keyidx, suffix);
     if (v)
-        return (size_t)(uintptr_t)v;
+        return g->keys[(size_t)(uintptr_t)v - 1];
     if (g->nkeys == g->capkeys) {
         g->capkeys = g->capkeys ? g->capkeys * 2 : 8;
         g->keys = xrealloc(g->keys, g->capkeys * sizeof(*g->keys));
     }
-    size_t tl = strlen(g->tag), sl = strlen(suffix);
-    char *k = xmalloc(tl + sl + 1);
-    memcpy(k, g->tag, tl);
-    memcpy(k + tl, suffix, sl + 1);
+    struct dkey *k = xcalloc(1, sizeof(*k));
+    size_t tl = strlen(tag), sl = strlen(suffix);
+    k->name = xmalloc(tl + sl + 1);
+    memcpy(k->name, tag, tl);
+    memcpy(k->name + tl, suffix, sl + 1);
     g->keys[g->nkeys++] = k;
     map_put(g->keyidx, suffix, (void *)(uintptr_t)g->nkeys);
-    return g->nkeys;
-}
-
-static void dgroup_op(struct dgroup *g, char code, size_t key, const char *a, const char *b)
-{
-    if (g->nops == g->capops) {
-        g->capops = g->capops ? g->capops * 2 : 16;
-        g->ops = xrealloc(g->ops, g->capops * sizeof(*g->ops));
-    }
-    g->ops[g->nops++] = (struct delta_op){
-        .code = code, .key = key, .a = xstrdup(a), .b = xstrdup(b ? b : "")};
-}
-
-static void delta_counter(struct delta *d, char code, const char *tag, const char *suffix,
-                          const char *field, int64_t by)
-{
-    struct dgroup *g = delta_group(d, tag);
-    size_t key = dgroup_key(g, suffix);
-    buf_reset(&d->scratch);
-    buf_printf(&d->scratch, "%c %zu ", code, key);
-    buf_adds(&d->scratch, field);
-    void *v = map_get(g->ctridx, d->scratch.data);
-    if (v) {
-        g->ctrs[(size_t)(uintptr_t)v - 1].n += by;
-        return;
-    }
-    if (g->nctrs == g->capctrs) {
-        g->capctrs = g->capctrs ? g->capctrs * 2 : 16;
-        g->ctrs = xrealloc(g->ctrs, g->capctrs * sizeof(*g->ctrs));
-    }
-    g->ctrs[g->nctrs++] =
-        (struct delta_counter){.code = code, .key = key, .field = xstrdup(field), .n = by};
-    map_put(g->ctridx, d->scratch.data, (void *)(uintptr_t)g->nctrs);
+    return k;
 }
 
 void delta_incr(struct delta *d, const char *tag, const char *suffix, const char *field, int64_t by)
 {
-    delta_counter(d, 'C', tag, suffix, field, by);
+    struct dkey *k = delta_key(d, tag, suffix);
+    bool created;
+    size_t i = slots_get(&k->c, field, &created);
+    k->c.num[i] += by;
 }
 
 void delta_mincr(struct delta *d, const char *tag, const char *suffix, const char *field,
                  int64_t by)
 {
-    delta_counter(d, 'M', tag, suffix, field, by);
+    struct dkey *k = delta_key(d, tag, suffix);
+    bool created;
+    size_t i = slots_get(&k->m, field, &created);
+    k->m.num[i] += by;
 }
 
 void delta_sadd(struct delta *d, const char *tag, const char *suffix, const char *member)
 {
-    struct dgroup *g = delta_group(d, tag);
-    size_t key = dgroup_key(g, suffix);
-    buf_reset(&d->scratch);
-    buf_printf(&d->scratch, "%zu ", key);
-    buf_adds(&d->scratch, member);
-    if (map_get(g->members, d->scratch.data))
-        return;
-    map_put(g->members, d->scratch.data, (void *)1);
-    dgroup_op(g, 'S', key, member, NULL);
+    struct dkey *k = delta_key(d, tag, suffix);
+    bool created;
+    slots_get(&k->s, member, &created);
 }
 
 void delta_hset(struct delta *d, const char *tag, const char *suffix, const char *field,
                 const char *value)
 {
-    struct dgroup *g = delta_group(d, tag);
-    dgroup_op(g, 'H', dgroup_key(g, suffix), field, value);
+    struct dkey *k = delta_key(d, tag, suffix);
+    bool created;
+    size_t i = slots_get(&k->h, field, &created);
+    free(k->h.value[i]);
+    k->h.value[i] = xstrdup(value);
 }
 
 void delta_zadd(struct delta *d, const char *tag, const char *suffix, int64_t score,
                 const char *member)
 {
-    struct dgroup *g = delta_group(d, tag);
-    char num[32];
-    snprintf(num, sizeof(num), "%" PRId64, score);
-    dgroup_op(g, 'Z', dgroup_key(g, suffix), num, member);
+    struct dkey *k = delta_key(d, tag, suffix);
+    bool created;
+    size_t i = slots_get(&k->z, member, &created);
+    k->z.num[i] = score;
+    k->z.flag[i] = false;
 }
 
 void delta_zrem(struct delta *d, const char *tag, const char *suffix, const char *member)
 {
-    struct dgroup *g = delta_group(d, tag);
-    dgroup_op(g, 'R', dgroup_key(g, suffix), member, NULL);
+    struct dkey *k = delta_key(d, tag, suffix);
+    bool created;
+    size_t i = slots_get(&k->z, member, &created);
+    k->z.flag[i] = true;
 }
 
 void delta_ztrim(struct delta *d, const char *tag, const char *suffix, int64_t below)
 {
-    struct dgroup *g = delta_group(d, tag);
-    char num[32];
-    snprintf(num, sizeof(num), "%" PRId64, below);
-    dgroup_op(g, 'T', dgroup_key(g, suffix), num, NULL);
+    struct dkey *k = delta_key(d, tag, suffix);
+    if (!k->has_trim || below > k->trim)
+        k->trim = below;
+    k->has_trim = true;
+    /* The trim is sent before the key's adds: members added earlier in the batch that it
+     * would have removed become removals, so the net effect is that of the order given. */
+    for (size_t i = 0; i < k->z.n; i++)
+        if (!k->z.flag[i] && k->z.num[i] < below)
+            k->z.flag[i] = true;
 }
 
 size_t delta_group_count(const struct delta *d)
 {
     return d->ngroups;
+}
+
+bool delta_has_tag(const struct delta *d, const char *tag)
+{
+    return map_get(d->byname, tag) != NULL;
+}
+
+static void delta_merge_op(void *ud, const struct delta_op_view *op)
+{
+    struct delta *dst = ud;
+    const char *suffix = op->key + strlen(op->tag);
+    switch (op->code) {
+    case 'S':
+        delta_sadd(dst, op->tag, suffix, op->field);
+        break;
+    case 'Z':
+        delta_zadd(dst, op->tag, suffix, op->num, op->field);
+        break;
+    case 'R':
+        delta_zrem(dst, op->tag, suffix, op->field);
+        break;
+    case 'H':
+        delta_hset(dst, op->tag, suffix, op->field, op->value);
+        break;
+    case 'C':
+        delta_incr(dst, op->tag, suffix, op->field, op->num);
+        break;
+    case 'M':
+        delta_mincr(dst, op->tag, suffix, op->field, op->num);
+        break;
+    case 'T':
+        delta_ztrim(dst, op->tag, suffix, op->num);
+        break;
+    }
+}
+
+void delta_merge(struct delta *dst, const struct delta *src)
+{
+    delta_foreach_op(src, delta_merge_op, dst);
 }
 
 static const char *delta_num(struct delta *d, int64_t v)
@@ -252,7 +307,7 @@ static const char *delta_num(struct delta *d, int64_t v)
     return d->numbufs[d->nnum++];
 }
 
-static void delta_push_arg(struct delta *d, size_t *n, const char *s)
+static void delta_push(struct delta *d, size_t *n, const char *s)
 {
     if (*n == d->capargs) {
         d->capargs = d->capargs ? d->capargs * 2 : 256;
@@ -264,45 +319,125 @@ static void delta_push_arg(struct delta *d, size_t *n, const char *s)
     (*n)++;
 }
 
-void delta_group_get(struct delta *d, size_t i, struct delta_group *out)
+/* Emits ops `code` over the slots of s selected by want (-1: all; else flag == want),
+ * DELTA_CHUNK items per op; pairs adds the value (or the number) after each name. */
+enum emit_kind { EMIT_NAME, EMIT_NUM_NAME, EMIT_NAME_VALUE, EMIT_NAME_NUM };
+
+static void delta_emit(struct delta *d, size_t *n, const char *code, const char *key,
+                       const struct slots *s, int want, enum emit_kind kind, bool skip_zero)
 {
-    static const char *codes[] = {"C", "M", "S", "H", "Z", "R", "T"};
-    struct dgroup *g = d->groups[i];
+    size_t i = 0;
+    while (i < s->n) {
+        size_t count_at = 0, items = 0;
+        for (; i < s->n && items < DELTA_CHUNK; i++) {
+            if (want >= 0 && s->flag[i] != (want == 1))
+                continue;
+            if (skip_zero && s->num[i] == 0)
+                continue;
+            if (items == 0) {
+                delta_push(d, n, code);
+                delta_push(d, n, key);
+                count_at = *n;
+                delta_push(d, n, "");
+            }
+            switch (kind) {
+            case EMIT_NAME:
+                delta_push(d, n, s->name[i]);
+                break;
+            case EMIT_NUM_NAME:
+                delta_push(d, n, delta_num(d, s->num[i]));
+                delta_push(d, n, s->name[i]);
+                break;
+            case EMIT_NAME_VALUE:
+                delta_push(d, n, s->name[i]);
+                delta_push(d, n, s->value[i]);
+                break;
+            case EMIT_NAME_NUM:
+                delta_push(d, n, s->name[i]);
+                delta_push(d, n, delta_num(d, s->num[i]));
+                break;
+            }
+            items++;
+        }
+        if (items) {
+            d->args[count_at] = delta_num(d, (int64_t)items);
+            d->arglens[count_at] = strlen(d->args[count_at]);
+        }
+    }
+}
+
+void delta_group_get(struct delta *d, size_t gi, struct delta_group *out)
+{
+    struct dgroup *g = d->groups[gi];
     delta_free_numbufs(d);
     size_t n = 0;
-    for (size_t k = 0; k < g->nops; k++) {
-        struct delta_op *op = &g->ops[k];
-        const char *code = op->code == 'S'   ? codes[2]
-                           : op->code == 'H' ? codes[3]
-                           : op->code == 'Z' ? codes[4]
-                           : op->code == 'R' ? codes[5]
-                                             : codes[6];
-        delta_push_arg(d, &n, code);
-        delta_push_arg(d, &n, delta_num(d, (int64_t)op->key));
-        delta_push_arg(d, &n, op->a);
-        delta_push_arg(d, &n, op->b);
-    }
-    for (size_t k = 0; k < g->nctrs; k++) {
-        struct delta_counter *c = &g->ctrs[k];
-        if (c->n == 0)
-            continue;
-        delta_push_arg(d, &n, c->code == 'C' ? codes[0] : codes[1]);
-        delta_push_arg(d, &n, delta_num(d, (int64_t)c->key));
-        delta_push_arg(d, &n, c->field);
-        delta_push_arg(d, &n, delta_num(d, c->n));
+    for (size_t k = 0; k < g->nkeys; k++) {
+        struct dkey *key = g->keys[k];
+        const char *ki = delta_num(d, (int64_t)k + 1);
+        delta_emit(d, &n, "S", ki, &key->s, -1, EMIT_NAME, false);
+        if (key->has_trim) {
+            delta_push(d, &n, "T");
+            delta_push(d, &n, ki);
+            delta_push(d, &n, "1");
+            delta_push(d, &n, delta_num(d, key->trim));
+        }
+        delta_emit(d, &n, "Z", ki, &key->z, 0, EMIT_NUM_NAME, false);
+        delta_emit(d, &n, "R", ki, &key->z, 1, EMIT_NAME, false);
+        delta_emit(d, &n, "H", ki, &key->h, -1, EMIT_NAME_VALUE, false);
+        delta_emit(d, &n, "C", ki, &key->c, -1, EMIT_NAME_NUM, true);
+        delta_emit(d, &n, "M", ki, &key->m, -1, EMIT_NAME_NUM, true);
     }
     if (g->nkeys > d->capkeys) {
         d->capkeys = g->nkeys * 2;
         d->keys = xrealloc(d->keys, d->capkeys * sizeof(*d->keys));
     }
     for (size_t k = 0; k < g->nkeys; k++)
-        d->keys[k] = g->keys[k];
+        d->keys[k] = g->keys[k]->name;
     *out = (struct delta_group){.tag = g->tag,
                                 .nkeys = g->nkeys,
                                 .keys = d->keys,
                                 .nargs = n,
                                 .args = d->args,
                                 .arglens = d->arglens};
+}
+
+void delta_foreach_op(const struct delta *d, void (*cb)(void *ud, const struct delta_op_view *op),
+                      void *ud)
+{
+    for (size_t gi = 0; gi < d->ngroups; gi++) {
+        const struct dgroup *g = d->groups[gi];
+        for (size_t k = 0; k < g->nkeys; k++) {
+            const struct dkey *key = g->keys[k];
+            struct delta_op_view v = {.tag = g->tag, .key = key->name};
+            for (size_t i = 0; i < key->s.n; i++) {
+                v.code = 'S', v.field = key->s.name[i], v.value = NULL, v.num = 0;
+                cb(ud, &v);
+            }
+            if (key->has_trim) {
+                v.code = 'T', v.field = "", v.value = NULL, v.num = key->trim;
+                cb(ud, &v);
+            }
+            for (size_t i = 0; i < key->z.n; i++) {
+                v.code = key->z.flag[i] ? 'R' : 'Z', v.field = key->z.name[i], v.value = NULL;
+                v.num = key->z.num[i];
+                cb(ud, &v);
+            }
+            for (size_t i = 0; i < key->h.n; i++) {
+                v.code = 'H', v.field = key->h.name[i], v.value = key->h.value[i], v.num = 0;
+                cb(ud, &v);
+            }
+            for (size_t i = 0; i < key->c.n; i++) {
+                v.code = 'C', v.field = key->c.name[i], v.value = NULL, v.num = key->c.num[i];
+                if (v.num)
+                    cb(ud, &v);
+            }
+            for (size_t i = 0; i < key->m.n; i++) {
+                v.code = 'M', v.field = key->m.name[i], v.value = NULL, v.num = key->m.num[i];
+                if (v.num)
+                    cb(ud, &v);
+            }
+        }
+    }
 }
 
 void delta_encode(struct delta *d, struct buf *out)
@@ -321,40 +456,46 @@ void delta_encode(struct delta *d, struct buf *out)
     }
 }
 
-/* An optionally signed decimal integer filling all of s[0..n). */
 static bool delta_is_int(const char *s, size_t n)
 {
-    size_t i = n && s[0] == '-' ? 1 : 0;
-    if (i == n || n - i > 19)
+    if (n == 0 || n > 20)
+        return false;
+    size_t i = s[0] == '-' ? 1 : 0;
+    if (i == n)
         return false;
     for (; i < n; i++)
         if (s[i] < '0' || s[i] > '9')
             return false;
     errno = 0;
-    strtoll(s, NULL, 10); /* s is NUL-terminated at n (decoded copies are) */
-    return errno == 0;
+    char *end;
+    strtoll(s, &end, 10);
+    return errno == 0 && end == s + n;
 }
 
-/* What delta_group_get can produce: ops of 4 args, a known one-letter opcode, a key
- * index in 1..nkeys, integers where csm_apply needs them. A record that passes cannot
- * make csm_apply fail half-way (which would leave a tag half-applied). */
-static bool delta_group_valid(const struct delta_group *g)
+bool delta_args_valid(size_t nkeys, const char *const *args, const size_t *arglens, size_t nargs)
 {
-    if (g->nargs % 4 != 0)
-        return false;
-    for (size_t i = 0; i < g->nargs; i += 4) {
-        const char *op = g->args[i], *key = g->args[i + 1];
-        if (g->arglens[i] != 1 || op[0] == '\0' || !strchr("CMSHZRT", op[0]))
+    size_t i = 0;
+    while (i < nargs) {
+        if (i + 3 > nargs || arglens[i] != 1 || !delta_is_int(args[i + 1], arglens[i + 1]) ||
+            !delta_is_int(args[i + 2], arglens[i + 2]))
             return false;
-        if (!delta_is_int(key, g->arglens[i + 1]) || key[0] == '-')
+        char code = args[i][0];
+        long long key = strtoll(args[i + 1], NULL, 10), cnt = strtoll(args[i + 2], NULL, 10);
+        if (key < 1 || (size_t)key > nkeys || cnt < 1 || cnt > DELTA_CHUNK)
             return false;
-        uint64_t k = strtoull(key, NULL, 10);
-        if (k < 1 || k > g->nkeys)
+        size_t width = code == 'S' || code == 'R' || code == 'T' ? 1 : 2;
+        if (code == '\0' || !strchr("SZRHCMT", code) || (code == 'T' && cnt != 1))
             return false;
-        if ((op[0] == 'C' || op[0] == 'M') && !delta_is_int(g->args[i + 3], g->arglens[i + 3]))
+        size_t items = (size_t)cnt * width;
+        if (items > nargs - i - 3)
             return false;
-        if ((op[0] == 'Z' || op[0] == 'T') && !delta_is_int(g->args[i + 2], g->arglens[i + 2]))
-            return false;
+        for (size_t k = 0; k < (size_t)cnt; k++) {
+            size_t at = i + 3 + k * width;
+            size_t num_at = code == 'Z' || code == 'T' ? at : code == 'C' || code == 'M' ? at + 1 : 0;
+            if (num_at && !delta_is_int(args[num_at], arglens[num_at]))
+                return false;
+        }
+        i += 3 + items;
     }
     return true;
 }
@@ -388,6 +529,8 @@ int delta_decode_groups(const void *p, size_t n, delta_group_cb cb, void *ud)
         } else {
             r.err = 1;
         }
+        if (!r.err && !delta_args_valid(nk, (const char *const *)args, lens, na))
+            r.err = 1;
         if (!r.err) {
             struct delta_group g = {.tag = tag,
                                     .nkeys = nk,
@@ -395,10 +538,7 @@ int delta_decode_groups(const void *p, size_t n, delta_group_cb cb, void *ud)
                                     .nargs = na,
                                     .args = (const char **)args,
                                     .arglens = lens};
-            if (delta_group_valid(&g))
-                rc = cb(ud, &g);
-            else
-                r.err = 1;
+            rc = cb(ud, &g);
         }
         for (uint64_t k = 0; k < nk; k++)
             free(keys[k]);
@@ -410,8 +550,7 @@ int delta_decode_groups(const void *p, size_t n, delta_group_cb cb, void *ud)
         free(lens);
         free(tag);
     }
-    /* Bytes after the last group: not a record delta_encode wrote. */
     if (!r.err && rc == 0 && r.p != r.end)
-        r.err = 1;
+        r.err = 1; /* trailing bytes (not when cb stopped early) */
     return r.err ? -1 : rc;
 }

@@ -30,6 +30,7 @@ struct part {
     enum event_topic kind;
     struct agg_part *agg;
     struct delta *delta;
+    struct map *registered; /* agg_ctx.registered of delta */
     int64_t committed; /* next offset to read as stored in Redis; -1 none */
     uint64_t seq;
     int64_t next;      /* offset after the last message processed in this batch */
@@ -71,6 +72,7 @@ static void part_free(struct part *p)
         return;
     agg_part_destroy(p->agg);
     delta_destroy(p->delta);
+    map_destroy(p->registered);
     free(p->topic);
     free(p);
 }
@@ -252,6 +254,7 @@ static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *par
         p->number = tp->partition;
         p->kind = ingest_topic_kind(in, tp->topic);
         p->delta = delta_new();
+        p->registered = map_new();
         p->last_delivery_ms = clock_wall_ms();
         p->attributed_ms = p->kind == TOPIC_ORDERS ? 0 : -1;
         if (ingest_load_part(in, p, err, sizeof(err)) < 0) {
@@ -318,6 +321,7 @@ static void ingest_resync(struct ingest *in)
             return;
         }
         delta_reset(p->delta);
+        map_clear(p->registered);
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, p->topic, p->number)->offset =
             p->committed >= 0 ? p->committed : RD_KAFKA_OFFSET_BEGINNING;
@@ -463,7 +467,8 @@ static int ingest_attribute(struct ingest *in, struct part *p, char *err, size_t
     struct agg_ctx c = {.conf = &in->aconf,
                         .wm_ms = in->stats.close_wm_ms,
                         .now_ms = clock_wall_ms(),
-                        .d = p->delta};
+                        .d = p->delta,
+                        .registered = p->registered};
     struct dead_ctx dc = {.in = in, .p = p};
     for (size_t i = 0; i < n; i++) {
         if (rc == 0)
@@ -483,28 +488,24 @@ static int ingest_attribute(struct ingest *in, struct part *p, char *err, size_t
 
 /* Remembers which (owner, period) figures a delta changes: agg registers every period
  * it writes with a Z op on the owner's ":periods" key. */
+static void ingest_live_op(void *ud, const struct delta_op_view *op)
+{
+    struct ingest *in = ud;
+    size_t kl = strlen(op->key);
+    if (op->code != 'Z' || kl < 8 || strcmp(op->key + kl - 8, ":periods") != 0)
+        return;
+    struct buf id;
+    buf_init(&id);
+    buf_adds(&id, op->tag);
+    buf_addc(&id, '\x1f');
+    buf_adds(&id, op->field);
+    map_put(in->live, id.data, (void *)1);
+    buf_release(&id);
+}
+
 static void ingest_collect_live(struct ingest *in, struct delta *d)
 {
-    for (size_t i = 0; i < delta_group_count(d); i++) {
-        struct delta_group g;
-        delta_group_get(d, i, &g);
-        for (size_t a = 0; a + 3 < g.nargs; a += 4) {
-            if (g.args[a][0] != 'Z')
-                continue;
-            size_t key = (size_t)strtoul(g.args[a + 1], NULL, 10);
-            const char *k = key >= 1 && key <= g.nkeys ? g.keys[key - 1] : "";
-            size_t kl = strlen(k);
-            if (kl < 8 || strcmp(k + kl - 8, ":periods") != 0)
-                continue;
-            struct buf id;
-            buf_init(&id);
-            buf_adds(&id, g.tag);
-            buf_addc(&id, '\x1f');
-            buf_adds(&id, g.args[a + 3]);
-            map_put(in->live, id.data, (void *)1);
-            buf_release(&id);
-        }
-    }
+    delta_foreach_op(d, ingest_live_op, in);
 }
 
 /* Writes the computed KPIs of every changed (owner, period) to PREFIX{tag}:LABEL:kpi
@@ -586,11 +587,20 @@ static void ingest_refresh_live(struct ingest *in)
     map_clear(in->live);
 }
 
-static int ingest_commit_part(struct ingest *in, struct part *p, char *err, size_t errlen)
+/* One partition's pending commit: the batch and the state records it carries (owned). */
+struct pending_commit {
+    struct part *p;
+    struct store_batch b;
+    struct store_kv *skv[2];
+    size_t nkv[2];
+};
+
+/* Prepares p's commit; false when nothing changed (no commit, no new sequence number). */
+static bool ingest_prepare_commit(struct part *p, struct pending_commit *pc)
 {
     struct agg_kv *kv[2];
-    size_t nkv[2];
-    struct store_batch b = {
+    *pc = (struct pending_commit){.p = p};
+    pc->b = (struct store_batch){
         .topic = p->topic,
         .part = p->number,
         .expected_off = p->committed,
@@ -598,46 +608,96 @@ static int ingest_commit_part(struct ingest *in, struct part *p, char *err, size
         .seq = p->seq + 1,
         .delta = p->delta,
     };
-    struct store_kv *skv[2];
     for (int w = 0; w < 2; w++) {
-        nkv[w] = agg_part_dirty(p->agg, w, &kv[w]);
-        skv[w] = xcalloc(nkv[w] + 1, sizeof(*skv[w]));
-        for (size_t i = 0; i < nkv[w]; i++)
-            skv[w][i] = (struct store_kv){
-                .field = kv[w][i].field, .value = kv[w][i].value, .len = kv[w][i].len};
+        pc->nkv[w] = agg_part_dirty(p->agg, w, &kv[w]);
+        pc->skv[w] = xcalloc(pc->nkv[w] + 1, sizeof(*pc->skv[w]));
         /* agg_part_dirty reuses its array: copy out before the next call */
-        for (size_t i = 0; i < nkv[w]; i++)
-            skv[w][i].value = kv[w][i].value ? xstrndup(kv[w][i].value, kv[w][i].len) : NULL;
-        for (size_t i = 0; i < nkv[w]; i++)
-            skv[w][i].field = xstrdup(kv[w][i].field);
-    }
-    if (nkv[0] == 0 && nkv[1] == 0 && delta_empty(p->delta) && p->next == p->committed) {
-        free(skv[0]);
-        free(skv[1]);
-        return 0; /* nothing changed: no commit, no new sequence number */
+        for (size_t i = 0; i < pc->nkv[w]; i++)
+            pc->skv[w][i] = (struct store_kv){
+                .field = xstrdup(kv[w][i].field),
+                .value = kv[w][i].value ? xstrndup(kv[w][i].value, kv[w][i].len) : NULL,
+                .len = kv[w][i].len};
     }
     enum store_state st0 = p->kind == TOPIC_CHAT ? STORE_CONV : STORE_ORD;
-    b.state[st0] = skv[0];
-    b.nstate[st0] = nkv[0];
-    b.state[STORE_PEND] = skv[1];
-    b.nstate[STORE_PEND] = nkv[1];
-    ingest_collect_live(in, p->delta);
-    int rc = store_commit(in->st, &b, err, errlen);
+    pc->b.state[st0] = pc->skv[0];
+    pc->b.nstate[st0] = pc->nkv[0];
+    pc->b.state[STORE_PEND] = pc->skv[1];
+    pc->b.nstate[STORE_PEND] = pc->nkv[1];
+    return pc->nkv[0] || pc->nkv[1] || !delta_empty(p->delta) || p->next != p->committed;
+}
+
+static void ingest_release_commit(struct pending_commit *pc)
+{
     for (int w = 0; w < 2; w++) {
-        for (size_t i = 0; i < nkv[w]; i++) {
-            free((char *)skv[w][i].value);
-            free((char *)skv[w][i].field);
+        for (size_t i = 0; i < pc->nkv[w]; i++) {
+            free((char *)pc->skv[w][i].value);
+            free((char *)pc->skv[w][i].field);
         }
-        free(skv[w]);
+        free(pc->skv[w]);
     }
-    if (rc == 0) {
-        p->committed = p->next;
-        p->seq++;
-        agg_part_clean(p->agg);
-        delta_reset(p->delta);
-        in->stats.commits++;
+}
+
+/* Commits every touched partition in three round trips (store_commit_batches), their
+ * writes merged per tag. 0, or -1 after a Redis failure (handled). */
+static int ingest_commit_all(struct ingest *in)
+{
+    char err[512];
+    size_t np = map_size(in->parts), n = 0;
+    struct pending_commit *pcs = xcalloc(np + 1, sizeof(*pcs));
+    struct store_batch *bs = xcalloc(np + 1, sizeof(*bs));
+    bool *fenced = xcalloc(np + 1, sizeof(*fenced));
+    struct delta *merged = delta_new();
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (map_next(in->parts, &it, &k, &v)) {
+        struct part *p = v;
+        if (!p->touched) {
+            if (p->kind == TOPIC_ORDERS)
+                p->attributed_ms = p->attributing_ms; /* nothing was due */
+            continue;
+        }
+        p->touched = false;
+        if (!ingest_prepare_commit(p, &pcs[n])) {
+            ingest_release_commit(&pcs[n]);
+            if (p->kind == TOPIC_ORDERS)
+                p->attributed_ms = p->attributing_ms;
+            continue;
+        }
+        ingest_collect_live(in, p->delta);
+        delta_merge(merged, p->delta);
+        bs[n] = pcs[n].b;
+        n++;
     }
-    return rc;
+    int rc = n ? store_commit_batches(in->st, bs, n, merged, fenced, err, sizeof(err)) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct part *p = pcs[i].p;
+        if (rc == 0 && fenced[i]) {
+            in->stats.fenced++;
+            log_msg(LOG_WARN, "ingest", "partition %s fenced; re-reading from the stored offset",
+                    p->name);
+            in->resync = true;
+        } else if (rc == 0) {
+            p->committed = p->next;
+            p->seq++;
+            agg_part_clean(p->agg);
+            delta_reset(p->delta);
+            map_clear(p->registered);
+            if (p->kind == TOPIC_ORDERS)
+                p->attributed_ms = p->attributing_ms;
+            in->stats.commits++;
+        }
+        ingest_release_commit(&pcs[i]);
+    }
+    delta_destroy(merged);
+    free(pcs);
+    free(bs);
+    free(fenced);
+    if (rc < 0) {
+        ingest_redis_failed(in, "commit", err);
+        return -1;
+    }
+    return 0;
 }
 
 static void ingest_process(struct ingest *in, size_t n)
@@ -702,9 +762,9 @@ static void ingest_process(struct ingest *in, size_t n)
     size_t it = 0;
     const char *k;
     void *v;
+    struct event *pe = xmalloc((n + 1) * sizeof(*pe)); /* one partition's events, shallow */
     while (map_next(in->parts, &it, &k, &v)) {
         struct part *p = v;
-        struct event *pe = xcalloc(n + 1, sizeof(*pe));
         size_t np = 0;
         for (size_t i = 0; i < n; i++)
             if (ok[i] && mp[i] == p)
@@ -714,8 +774,8 @@ static void ingest_process(struct ingest *in, size_t n)
             ingest_redis_failed(in, "reading partition state", err);
             goto out;
         }
-        free(pe);
     }
+    free(pe);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = in->msgs[i];
         struct part *p = mp[i];
@@ -724,6 +784,7 @@ static void ingest_process(struct ingest *in, size_t n)
         if (!ok[i])
             continue;
         c.d = p->delta;
+        c.registered = p->registered;
         struct agg_result res;
         agg_event(&c, p->agg, &evs[i], m->offset, m->payload, m->len, &res);
         if (evs[i].ts_ms > p->wm_ms)
@@ -769,7 +830,8 @@ static void ingest_finish(struct ingest *in, bool tick)
             struct agg_ctx c = {.conf = &in->aconf,
                                 .wm_ms = in->stats.close_wm_ms,
                                 .now_ms = clock_wall_ms(),
-                                .d = p->delta};
+                                .d = p->delta,
+                                .registered = p->registered};
             struct dead_ctx dc = {.in = in, .p = p};
             agg_part_expire(&c, p->agg, ingest_dead_cb, &dc);
             p->touched = true;
@@ -781,27 +843,8 @@ static void ingest_finish(struct ingest *in, bool tick)
         in->resync = true;
         return;
     }
-    it = 0;
-    while (map_next(in->parts, &it, &k, &v)) {
-        struct part *p = v;
-        if (!p->touched) {
-            if (p->kind == TOPIC_ORDERS)
-                p->attributed_ms = p->attributing_ms; /* nothing was due */
-            continue;
-        }
-        int rc = ingest_commit_part(in, p, err, sizeof(err));
-        if (rc == 0 && p->kind == TOPIC_ORDERS)
-            p->attributed_ms = p->attributing_ms;
-        if (rc == 1) {
-            in->stats.fenced++;
-            log_msg(LOG_WARN, "ingest", "%s; re-reading from the stored offset", err);
-            in->resync = true;
-        } else if (rc < 0) {
-            ingest_redis_failed(in, "commit", err);
-            return;
-        }
-        p->touched = false;
-    }
+    if (ingest_commit_all(in) < 0)
+        return;
     if (ingest_watermark(in, err, sizeof(err)) < 0) {
         ingest_redis_failed(in, "watermark", err);
         return;

@@ -103,30 +103,44 @@ static void store_meta_keys(struct store *s, const char *topic, int32_t part)
     buf_adds(&s->k2, ":journal");
 }
 
-/* Appends the csm_apply call of one group. */
-static void store_append_apply(struct store *s, const struct delta_group *g, const char *pid,
-                               const char *seq)
+/* Appends the csm_apply call of one group, fenced by one partition or (npids > 1) by
+ * several partitions whose writes were merged. */
+static void store_append_apply_multi(struct store *s, const struct delta_group *g, size_t npids,
+                                     const char *const *pids, const char *const *seqs)
 {
     struct argv a = {0};
-    char nkeys[24];
+    char nkeys[24], np[24];
     struct buf fence;
     buf_init(&fence);
     buf_adds(&fence, g->tag);
     buf_adds(&fence, ":fence");
     snprintf(nkeys, sizeof(nkeys), "%zu", g->nkeys + 1);
+    snprintf(np, sizeof(np), "%zu", npids);
     argv_pushs(&a, "FCALL");
     argv_pushs(&a, "csm_apply");
     argv_pushs(&a, nkeys);
     argv_push(&a, fence.data, fence.len);
     for (size_t i = 0; i < g->nkeys; i++)
         argv_pushs(&a, g->keys[i]);
-    argv_pushs(&a, pid);
-    argv_pushs(&a, seq);
+    if (npids != 1) {
+        argv_pushs(&a, "*");
+        argv_pushs(&a, np);
+    }
+    for (size_t i = 0; i < npids; i++) {
+        argv_pushs(&a, pids[i]);
+        argv_pushs(&a, seqs[i]);
+    }
     for (size_t i = 0; i < g->nargs; i++)
         argv_push(&a, g->args[i], g->arglens[i]);
     store_append(s, &a);
     argv_release(&a);
     buf_release(&fence);
+}
+
+static void store_append_apply(struct store *s, const struct delta_group *g, const char *pid,
+                               const char *seq)
+{
+    store_append_apply_multi(s, g, 1, &pid, &seq);
 }
 
 struct store_replay {
@@ -345,18 +359,17 @@ int store_state_scan(struct store *s, const char *topic, int32_t part, enum stor
     return rc;
 }
 
-int store_commit(struct store *s, const struct store_batch *b, char *err, size_t errlen)
+/* Appends b's csm_commit; its journal goes to *journal (empty when b writes nothing). */
+static void store_append_commit(struct store *s, const struct store_batch *b, struct buf *journal)
 {
     store_meta_keys(s, b->topic, b->part);
-    struct buf journal, keys[STORE_STATE_COUNT];
-    buf_init(&journal);
+    struct buf keys[STORE_STATE_COUNT];
     if (!delta_empty(b->delta))
-        delta_encode(b->delta, &journal);
-    char exp[24], noff[24], seq[24], pid[256];
+        delta_encode(b->delta, journal);
+    char exp[24], noff[24], seq[24];
     snprintf(exp, sizeof(exp), "%" PRId64, b->expected_off);
     snprintf(noff, sizeof(noff), "%" PRId64, b->new_off);
     snprintf(seq, sizeof(seq), "%" PRIu64, b->seq);
-    snprintf(pid, sizeof(pid), "%s:%d", b->topic, (int)b->part);
     char counts[STORE_STATE_COUNT][24];
     struct argv a = {0};
     argv_pushs(&a, "FCALL");
@@ -372,7 +385,7 @@ int store_commit(struct store *s, const struct store_batch *b, char *err, size_t
     argv_pushs(&a, exp);
     argv_pushs(&a, noff);
     argv_pushs(&a, seq);
-    argv_push(&a, journal.len ? journal.data : "", journal.len);
+    argv_push(&a, journal->len ? journal->data : "", journal->len);
     for (int w = 0; w < STORE_STATE_COUNT; w++) {
         snprintf(counts[w], sizeof(counts[w]), "%zu", b->nstate[w]);
         argv_pushs(&a, counts[w]);
@@ -384,41 +397,102 @@ int store_commit(struct store *s, const struct store_batch *b, char *err, size_t
     }
     store_append(s, &a);
     argv_release(&a);
+    for (int w = 0; w < STORE_STATE_COUNT; w++)
+        buf_release(&keys[w]);
+}
+
+int store_commit_batches(struct store *s, const struct store_batch *b, size_t n,
+                         struct delta *merged, bool *fenced, char *err, size_t errlen)
+{
+    struct buf *journals = xcalloc(n + 1, sizeof(*journals));
+    char (*pids)[256] = xcalloc(n + 1, sizeof(*pids));
+    char (*seqs)[24] = xcalloc(n + 1, sizeof(*seqs));
+    const char **pp = xcalloc(n + 1, sizeof(*pp)), **sp = xcalloc(n + 1, sizeof(*sp));
     int rc = 0;
     redisReply **rep = NULL;
     size_t nr = 0;
+    /* Step 2: every commit in one round trip. */
+    for (size_t i = 0; i < n; i++) {
+        fenced[i] = false;
+        buf_init(&journals[i]);
+        snprintf(pids[i], sizeof(pids[i]), "%s:%d", b[i].topic, (int)b[i].part);
+        snprintf(seqs[i], sizeof(seqs[i]), "%" PRIu64, b[i].seq);
+        store_append_commit(s, &b[i], &journals[i]);
+    }
     if (rconn_exec(s->rc, &rep, &nr, err, errlen) < 0) {
         rc = -1;
         goto out;
     }
-    if (nr == 1 && rep[0]->type == REDIS_REPLY_ERROR && strncmp(rep[0]->str, "FENCED", 6) == 0) {
-        snprintf(err, errlen, "partition %s fenced: %s", pid, rep[0]->str);
-        rc = 1;
-    } else if (nr != 1 || store_reply_error(rep[0], err, errlen, "commit") < 0) {
-        rc = -1;
+    bool any_fenced = false, any_journal = false;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        redisReply *r = i < nr ? rep[i] : NULL;
+        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "FENCED", 6) == 0) {
+            fenced[i] = any_fenced = true;
+            snprintf(err, errlen, "partition %s fenced: %s", pids[i], r->str);
+        } else if (store_reply_error(r, err, errlen, "commit") < 0) {
+            rc = -1;
+        } else if (journals[i].len) {
+            any_journal = true;
+        }
     }
     rconn_replies_free(rep, nr);
-    if (rc != 0 || journal.len == 0)
+    if (rc < 0 || !any_journal)
         goto out;
-    /* Step 3, then step 4 only once every apply succeeded. They used to share one
-     * pipeline, where Redis runs csm_done even after a failed csm_apply: the journal
-     * was dropped and that tag's writes were lost for good. Kept, the journal is
-     * replayed by store_partition_recover (the ingest path's resync). */
-    for (size_t i = 0; i < delta_group_count(b->delta); i++) {
-        struct delta_group g;
-        delta_group_get(b->delta, i, &g);
-        store_append_apply(s, &g, pid, seq);
+    /* Step 3: each tag's writes once, merged over the partitions (or, when one was fenced,
+     * per partition: the merged writes include the fenced one's). Step 4 only after every
+     * apply succeeded, so a failed apply leaves the journal for recovery. */
+    if (!any_fenced && merged) {
+        for (size_t g = 0; g < delta_group_count(merged); g++) {
+            struct delta_group grp;
+            delta_group_get(merged, g, &grp);
+            size_t np = 0;
+            for (size_t i = 0; i < n; i++)
+                if (journals[i].len && delta_has_tag(b[i].delta, grp.tag)) {
+                    pp[np] = pids[i];
+                    sp[np++] = seqs[i];
+                }
+            if (np)
+                store_append_apply_multi(s, &grp, np, pp, sp);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (fenced[i] || !journals[i].len)
+                continue;
+            for (size_t g = 0; g < delta_group_count(b[i].delta); g++) {
+                struct delta_group grp;
+                delta_group_get(b[i].delta, g, &grp);
+                store_append_apply(s, &grp, pids[i], seqs[i]);
+            }
+        }
     }
-    rc = store_exec_all(s, err, errlen, "apply");
-    if (rc != 0)
+    if (rconn_pending(s->rc) && store_exec_all(s, err, errlen, "apply") < 0) {
+        rc = -1;
         goto out;
-    rconn_appendf(s->rc, "FCALL csm_done 2 %s %s %s", s->k1.data, s->k2.data, seq);
-    rc = store_exec_all(s, err, errlen, "done");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (fenced[i] || !journals[i].len)
+            continue;
+        store_meta_keys(s, b[i].topic, b[i].part);
+        rconn_appendf(s->rc, "FCALL csm_done 2 %s %s %s", s->k1.data, s->k2.data, seqs[i]);
+    }
+    if (rconn_pending(s->rc) && store_exec_all(s, err, errlen, "done") < 0)
+        rc = -1;
 out:
-    buf_release(&journal);
-    for (int w = 0; w < STORE_STATE_COUNT; w++)
-        buf_release(&keys[w]);
+    for (size_t i = 0; i < n; i++)
+        buf_release(&journals[i]);
+    free(journals);
+    free(pids);
+    free(seqs);
+    free(pp);
+    free(sp);
     return rc;
+}
+
+int store_commit(struct store *s, const struct store_batch *b, char *err, size_t errlen)
+{
+    bool fenced = false;
+    int rc = store_commit_batches(s, b, 1, NULL, &fenced, err, errlen);
+    return rc < 0 ? -1 : fenced ? 1 : 0;
 }
 
 int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,

@@ -74,6 +74,14 @@ struct store_batch {
  * re-read the partition), -1 on error (err; the connection may be gone). */
 int store_commit(struct store *s, const struct store_batch *b, char *err, size_t errlen);
 
+/* Steps 2-4 for several partitions of one consumer batch in three round trips: every
+ * commit, then each tag's writes of all the partitions merged into one csm_apply (merged:
+ * the union of the batches' deltas, built by the caller with delta_merge), then every
+ * done. fenced[i] tells which batches were FENCED (their writes are not applied; the
+ * others are, one partition at a time). 0, or -1 on error. */
+int store_commit_batches(struct store *s, const struct store_batch *b, size_t n,
+                         struct delta *merged, bool *fenced, char *err, size_t errlen);
+
 struct store_wm_part {
     const char *name; /* "topic:partition" */
     int64_t wm_ms;

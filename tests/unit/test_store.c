@@ -1,8 +1,9 @@
 /* Unit tests for daemon/store and its Lua library against a throw-away redis-server
  * (redis_fixture.h): dedup claims, offset-fenced commits, the journal and its crash
  * recovery (exactly once: a replay equals a normal commit, a second replay changes
- * nothing), per-tag apply fences and all-or-nothing applies, the global watermark, the
- * contacts used for attribution, partition state, and exact raw figures. */
+ * nothing), per-tag apply fences and all-or-nothing applies of variadic op lists (and
+ * chunked ones), a batch's net effect equal to its writes applied in order, the global
+ * watermark, the contacts used for attribution, partition state, exact raw figures. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -637,7 +638,8 @@ static void test_apply_failure_keeps_journal(void **state)
     delta_destroy(d);
 }
 
-/* csm_apply directly: fences per (tag, partition), all-or-nothing validation. */
+/* csm_apply directly: fences per (tag, partition), all-or-nothing validation of the op
+ * list (delta.h: CODE KEY N items) and of the key types, variadic ops. */
 static void test_apply_fence_and_validation(void **state)
 {
     (void)state;
@@ -646,22 +648,40 @@ static void test_apply_fence_and_validation(void **state)
         const char *error; /* NULL: integer reply `ret` */
         long long ret;
     } cases[] = {
-        {.args = "p:0 5 C 1 f 3 S 2 a -", .ret = 1},
-        {.args = "p:0 5 C 1 f 3", .ret = 0},  /* same seq: no-op */
-        {.args = "p:0 4 C 1 f 3", .ret = 0},  /* older: no-op */
-        {.args = "p:1 1 C 1 f 10", .ret = 1}, /* another partition has its own fence */
-        {.args = "p:0 6 C 1 f 1 X 1 a b", .error = "bad op X"},
-        {.args = "p:0 6 C 1 f 1 S 3 a -", .error = "bad key index 3"},
-        {.args = "p:0 6 C 1 f 1 S 0 a -", .error = "bad key index 0"},
-        {.args = "p:0 6 C 1 f 1 S -1 a -", .error = "bad key index -1"},
-        {.args = "p:0 6 C 1 f 1 S x a -", .error = "bad key index x"},
-        {.args = "p:0 6 C 1 f 1 C 1 g 1.5", .error = "bad number 1.5"},
-        {.args = "p:0 6 C 1 f 1 Z 2 abc m", .error = "bad number abc"},
-        {.args = "p:0 6 C 1 f 1 S 1 a -", .error = "key K1 used as hash and set"},
-        {.args = "p:0 6 C 1 f 1 Z 2 1 m", .error = "WRONGTYPE K2 is a set, not a zset"},
-        {.args = "p:0 6 C 1 f 1 C 1", .error = "bad op count"},
-        {.args = "p:0 7 M 1 m 2 C 1 f 1", .ret = 1},
-        {.args = "p:0 8 M 1 m -2", .ret = 1}, /* reaches 0: the member goes */
+        {.args = "p:0 5 C 1 1 f 3 S 2 1 a", .ret = 1},
+        {.args = "p:0 5 C 1 1 f 3", .ret = 0},  /* same seq: no-op */
+        {.args = "p:0 4 C 1 1 f 3", .ret = 0},  /* older: no-op */
+        {.args = "p:1 1 C 1 1 f 10", .ret = 1}, /* another partition has its own fence */
+        /* op codes */
+        {.args = "p:0 6 C 1 1 f 1 X 1 1 a", .error = "bad op X"},
+        {.args = "p:0 6 C 1 1 f 1 s 2 1 a", .error = "bad op s"},
+        {.args = "p:0 6 C 1 1 f 1 SS 2 1 a", .error = "bad op SS"},
+        /* key indices */
+        {.args = "p:0 6 C 1 1 f 1 S 3 1 a", .error = "bad key index"},
+        {.args = "p:0 6 C 1 1 f 1 S 0 1 a", .error = "bad key index"},
+        {.args = "p:0 6 C 1 1 f 1 S -1 1 a", .error = "bad key index"},
+        {.args = "p:0 6 C 1 1 f 1 S x 1 a", .error = "bad key index"},
+        {.args = "p:0 6 C 1 1 f 1 S 1.5 1 a", .error = "bad key index"},
+        {.args = "p:0 6 C 1 1 f 1 S", .error = "bad key index"},
+        /* item counts */
+        {.args = "p:0 6 C 1 1 f 1 S 2", .error = "bad item count"},
+        {.args = "p:0 6 C 1 1 f 1 S 2 0 a", .error = "bad item count"},
+        {.args = "p:0 6 C 1 1 f 1 S 2 -1 a", .error = "bad item count"},
+        {.args = "p:0 6 C 1 1 f 1 S 2 x a", .error = "bad item count"},
+        {.args = "p:0 6 C 1 1 f 1 S 2 2 a", .error = "bad item count"},
+        {.args = "p:0 6 C 1 2 f 1 g", .error = "bad item count"},
+        {.args = "p:0 6 C 1 1 f 1 Z 2 1 5", .error = "bad item count"},
+        {.args = "p:0 6 C 1 2 f 1 g 2 3", .error = "bad op 3"}, /* one arg too many */
+        /* key types, within the call and in Redis */
+        {.args = "p:0 6 C 1 1 f 1 S 1 1 a", .error = "key K1 used as hash and set"},
+        {.args = "p:0 6 C 1 1 f 1 Z 2 1 1 m", .error = "WRONGTYPE K2 is a set, not a zset"},
+        {.args = "p:0 6 C 1 1 f 1 T 2 1 0", .error = "WRONGTYPE K2 is a set, not a zset"},
+        {.args = "p:0 6 S 2 1 z H 2 1 f v", .error = "key K2 used as set and hash"},
+        /* M: the member goes when its count reaches 0 or less */
+        {.args = "p:0 7 M 1 2 m 2 n 1 C 1 1 f 1", .ret = 1},
+        {.args = "p:0 8 M 1 2 m -2 n -5", .ret = 1},
+        /* variadic: several members, fields and counters per op */
+        {.args = "p:0 9 S 2 3 b c b H 1 2 h1 v1 h2 v2 C 1 2 f 0 c2 -4", .ret = 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char c[256];
@@ -680,22 +700,237 @@ static void test_apply_fence_and_validation(void **state)
         }
         freeReplyObject(r);
     }
-    /* failed calls wrote nothing: f counts 3 (p:0 seq 5) + 10 (p:1) + 1 (p:0 seq 7) */
+    /* failed calls wrote nothing: f counts 3 (p:0 seq 5) + 10 (p:1) + 1 (p:0 seq 7) + 0 */
     assert_hget("K1", "f", "14");
     assert_hget("K1", "g", NULL);
     assert_hget("K1", "m", NULL);
-    assert_hget("F", "p:0", "8");
+    assert_hget("K1", "n", NULL);
+    assert_hget("K1", "h1", "v1");
+    assert_hget("K1", "h2", "v2");
+    assert_hget("K1", "c2", "-4");
+    assert_hget("F", "p:0", "9");
     assert_hget("F", "p:1", "1");
-    assert_int_equal(cmd_int("SCARD %s", "K2", NULL), 1);
-    /* T trims below its bound (exclusive); R removes */
-    freeReplyObject(cmd("ZADD %s 1 a 2 b 3 c", "Z1"));
-    redisReply *r = cmd("FCALL csm_apply 2 F Z1 p:2 1 T 1 2 - R 1 c -");
+    assert_int_equal(cmd_int("SCARD %s", "K2", NULL), 3); /* a b c */
+    assert_int_equal(cmd_int("SISMEMBER %s %s", "K2", "z"), 0);
+    /* T trims below its bound (exclusive); R and Z take several members */
+    freeReplyObject(cmd("ZADD %s 1 a 2 b 3 c 4 d", "Z1"));
+    redisReply *r = cmd("FCALL csm_apply 2 F Z1 p:2 1 Z 1 2 10 x -1 y R 1 2 c nothere T 1 1 2");
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
     freeReplyObject(r);
-    r = cmd("ZRANGE %s 0 -1", "Z1");
-    assert_int_equal(r->elements, 1);
-    assert_string_equal(r->element[0]->str, "b");
+    r = cmd("ZRANGE %s 0 -1 WITHSCORES", "Z1");
+    assert_int_equal(r->elements, 6);
+    const char *want[] = {"b", "2", "d", "4", "x", "10"};
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(r->element[i]->str, want[i]);
     freeReplyObject(r);
+    /* ops with no item at all: only the fence moves */
+    r = cmd("FCALL csm_apply 2 F Z1 p:3 1");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_hget("F", "p:3", "1");
+}
+
+/* Ops of DELTA_CHUNK items and more (split by delta into several ops) through
+ * store_commit, and through a crash and the journal's replay. */
+static void chunked_delta(struct delta *d)
+{
+    char m[32];
+    for (int i = 0; i < 2500; i++) {
+        snprintf(m, sizeof(m), "m%d", i);
+        delta_sadd(d, AG1, ":2026-08:inq", m);
+        delta_hset(d, AG1, ":h", m, m + 1);
+        if (i < 1500)
+            delta_zadd(d, AG1, ":2026-08:w", i, m);
+        if (i < 1200)
+            delta_mincr(d, AG1, ":2026-08:rep", m, i % 3);
+        if (i < 1001)
+            delta_incr(d, TEAM, ":2026-08:c", m, -i);
+    }
+}
+
+static void test_commit_chunked(void **state)
+{
+    struct env *e = *state;
+    char err[256] = "";
+    struct delta *d = delta_new();
+    chunked_delta(d);
+    struct delta_group g;
+    delta_group_get(d, 0, &g);
+    assert_true(g.nargs > 3 * DELTA_CHUNK); /* several ops of DELTA_CHUNK items */
+    struct store_batch b = sample_batch(d, -1, 10, 1);
+    if (store_commit(e->st, &b, err, sizeof(err)) != 0)
+        fail_msg("commit: %s", err);
+    assert_int_equal(cmd_int("SCARD %s", AG1 ":2026-08:inq", NULL), 2500);
+    assert_int_equal(cmd_int("HLEN %s", AG1 ":h", NULL), 2500);
+    assert_hget(AG1 ":h", "m2499", "2499");
+    assert_int_equal(cmd_int("ZCARD %s", AG1 ":2026-08:w", NULL), 1500);
+    assert_int_equal(cmd_int("HLEN %s", AG1 ":2026-08:rep", NULL), 800); /* i % 3 > 0 */
+    assert_hget(AG1 ":2026-08:rep", "m1197", NULL);
+    assert_hget(AG1 ":2026-08:rep", "m1199", "2");
+    assert_int_equal(cmd_int("HLEN %s", TEAM ":2026-08:c", NULL), 1000); /* m0 sums to 0 */
+    assert_hget(TEAM ":2026-08:c", "m1000", "-1000");
+    char *want = dump();
+
+    /* crash right after the commit: the replay of the journal gives the same */
+    freeReplyObject(cmd("FLUSHALL"));
+    commit_only(d, "-1", "10", "1");
+    struct store_partition_meta m;
+    assert_int_equal(store_partition_recover(e->st, "cs.chat", 0, &m, err, sizeof(err)), 0);
+    char *got = dump();
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    delta_destroy(d);
+}
+
+/* The writes of a batch, one at a time: what they do applied in order (each its own
+ * csm_apply) must be what their net effect does (one csm_apply per tag). */
+struct write {
+    char op; /* S Z R H C M T, as delta.h */
+    const char *tag, *suffix, *field, *value;
+    int64_t n;
+};
+
+static void write_to(struct delta *d, const struct write *w)
+{
+    switch (w->op) {
+    case 'S':
+        delta_sadd(d, w->tag, w->suffix, w->field);
+        break;
+    case 'Z':
+        delta_zadd(d, w->tag, w->suffix, w->n, w->field);
+        break;
+    case 'R':
+        delta_zrem(d, w->tag, w->suffix, w->field);
+        break;
+    case 'H':
+        delta_hset(d, w->tag, w->suffix, w->field, w->value);
+        break;
+    case 'C':
+        delta_incr(d, w->tag, w->suffix, w->field, w->n);
+        break;
+    case 'M':
+        delta_mincr(d, w->tag, w->suffix, w->field, w->n);
+        break;
+    case 'T':
+        delta_ztrim(d, w->tag, w->suffix, w->n);
+        break;
+    default:
+        fail_msg("write %c", w->op);
+    }
+}
+
+/* The database without the apply fences (their sequences differ between the runs). */
+static char *dump_data(void)
+{
+    redisReply *ks = cmd("KEYS %s", "*:fence");
+    for (size_t i = 0; i < ks->elements; i++)
+        freeReplyObject(cmd("DEL %s", ks->element[i]->str));
+    freeReplyObject(ks);
+    return dump();
+}
+
+static void state_before(void)
+{
+    freeReplyObject(cmd("FLUSHALL"));
+    freeReplyObject(cmd("SADD %s a", AG1 ":s"));
+    freeReplyObject(cmd("ZADD %s 1 old 5 keep 100 high", AG1 ":w"));
+    freeReplyObject(cmd("HSET %s f old", AG1 ":h"));
+    freeReplyObject(cmd("HSET %s n 10", AG1 ":c"));
+    freeReplyObject(cmd("HSET %s c1 2 c2 1", AG1 ":rep"));
+}
+
+static void test_net_equals_in_order(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    static const struct write ws[] = {
+        {.op = 'S', .tag = AG1, .suffix = ":s", .field = "b"},
+        {.op = 'S', .tag = AG1, .suffix = ":s", .field = "a"}, /* already there */
+        {.op = 'S', .tag = AG1, .suffix = ":s", .field = "b"},
+        {.op = 'Z', .tag = AG1, .suffix = ":w", .field = "old", .n = 7}, /* then removed */
+        {.op = 'R', .tag = AG1, .suffix = ":w", .field = "old"},
+        {.op = 'R', .tag = AG1, .suffix = ":w", .field = "keep"}, /* then back */
+        {.op = 'Z', .tag = AG1, .suffix = ":w", .field = "keep", .n = 9},
+        {.op = 'Z', .tag = AG1, .suffix = ":w", .field = "new", .n = 3},
+        {.op = 'Z', .tag = AG1, .suffix = ":w", .field = "new", .n = 4}, /* last score */
+        {.op = 'Z', .tag = AG1, .suffix = ":w", .field = "low", .n = 1}, /* trimmed below */
+        {.op = 'R', .tag = AG1, .suffix = ":w", .field = "never"},
+        {.op = 'T', .tag = AG1, .suffix = ":w", .n = 2},
+        {.op = 'T', .tag = AG1, .suffix = ":w", .n = 4}, /* the highest bound: new stays */
+        {.op = 'T', .tag = AG1, .suffix = ":w", .n = 3},
+        {.op = 'H', .tag = AG1, .suffix = ":h", .field = "f", .value = "v1"},
+        {.op = 'H', .tag = AG1, .suffix = ":h", .field = "g", .value = "x"},
+        {.op = 'H', .tag = AG1, .suffix = ":h", .field = "f", .value = "v2"},
+        {.op = 'C', .tag = AG1, .suffix = ":c", .field = "n", .n = 5},
+        {.op = 'C', .tag = AG1, .suffix = ":c", .field = "n", .n = -3},
+        {.op = 'C', .tag = AG1, .suffix = ":c", .field = "m", .n = 7},
+        {.op = 'M', .tag = AG1, .suffix = ":rep", .field = "c1", .n = -1},
+        {.op = 'M', .tag = AG1, .suffix = ":rep", .field = "c1", .n = -1}, /* 0: goes */
+        {.op = 'M', .tag = AG1, .suffix = ":rep", .field = "c2", .n = 1},
+        {.op = 'M', .tag = AG1, .suffix = ":rep", .field = "c3", .n = 1},
+        {.op = 'M', .tag = AG1, .suffix = ":rep", .field = "c3", .n = -1}, /* gone again */
+        {.op = 'M', .tag = AG1, .suffix = ":rep", .field = "c4", .n = 2},
+        {.op = 'S', .tag = TEAM, .suffix = ":agents", .field = "x1"},
+        {.op = 'Z', .tag = TEAM, .suffix = ":periods", .field = "2026-08", .n = 1785513600000},
+        {.op = 'Z', .tag = TEAM, .suffix = ":periods", .field = "2026-08", .n = 1785513600000},
+        {.op = 'C', .tag = TEAM, .suffix = ":c", .field = "wait_n", .n = 2},
+    };
+    enum { NW = sizeof(ws) / sizeof(ws[0]) };
+    char seq[24];
+
+    /* in order: one delta, one csm_apply per write */
+    state_before();
+    struct delta *d = delta_new();
+    for (size_t i = 0; i < NW; i++) {
+        delta_reset(d);
+        write_to(d, &ws[i]);
+        snprintf(seq, sizeof(seq), "%zu", i + 1);
+        assert_int_equal(delta_group_count(d), 1);
+        if (apply_group(d, 0, seq, err, sizeof(err)) != 1)
+            fail_msg("write %zu: %s", i, err);
+    }
+    char m[16];
+    delta_reset(d);
+    for (int i = 0; i < 1100; i++) { /* and a chunked set, in one csm_apply */
+        snprintf(m, sizeof(m), "m%d", i % 1050);
+        delta_sadd(d, TEAM, ":big", m);
+    }
+    assert_int_equal(apply_group(d, 0, "1000", err, sizeof(err)), 1);
+    char *in_order = dump_data();
+
+    /* net: everything in one delta */
+    state_before();
+    delta_reset(d);
+    for (size_t i = 0; i < NW; i++)
+        write_to(d, &ws[i]);
+    for (int i = 0; i < 1100; i++) {
+        snprintf(m, sizeof(m), "m%d", i % 1050);
+        delta_sadd(d, TEAM, ":big", m);
+    }
+    assert_int_equal(delta_group_count(d), 2);
+    for (size_t i = 0; i < 2; i++)
+        if (apply_group(d, i, "1", err, sizeof(err)) != 1)
+            fail_msg("group %zu: %s", i, err);
+    char *net = dump_data();
+    assert_string_equal(net, in_order);
+    /* and what both are */
+    assert_hget(AG1 ":h", "f", "v2");
+    assert_hget(AG1 ":c", "n", "12");
+    assert_hget(AG1 ":rep", "c1", NULL);
+    assert_hget(AG1 ":rep", "c3", NULL);
+    assert_hget(AG1 ":rep", "c2", "2");
+    redisReply *r = cmd("ZRANGE %s 0 -1 WITHSCORES", AG1 ":w");
+    assert_int_equal(r->elements, 6);
+    const char *want[] = {"new", "4", "keep", "9", "high", "100"};
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(r->element[i]->str, want[i]);
+    freeReplyObject(r);
+    assert_int_equal(cmd_int("SCARD %s", TEAM ":big", NULL), 1050);
+    free(in_order);
+    free(net);
+    delta_destroy(d);
 }
 
 /* ---- watermark ---- */
@@ -1057,6 +1292,8 @@ int main(void)
         cmocka_unit_test_setup(test_recover_malformed_journal, per_test_setup),
         cmocka_unit_test_setup(test_apply_failure_keeps_journal, per_test_setup),
         cmocka_unit_test_setup(test_apply_fence_and_validation, per_test_setup),
+        cmocka_unit_test_setup(test_commit_chunked, per_test_setup),
+        cmocka_unit_test_setup(test_net_equals_in_order, per_test_setup),
         cmocka_unit_test_setup(test_watermark, per_test_setup),
         cmocka_unit_test_setup(test_contacts, per_test_setup),
         cmocka_unit_test_setup(test_state_scan, per_test_setup),
