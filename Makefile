@@ -82,7 +82,7 @@ bench: deps all
 # csmetrics.yaml or rule file is never overwritten: the new one lands next to it as
 # *.example. The configuration may hold secrets: 0640, group csmetrics via tmpfiles.
 CSM_ETC    = $(DESTDIR)$(SYSCONFDIR)/csmetrics
-CSM_RULES  = $(wildcard rules/examples/*.yaml)
+CSM_RULES  = $(filter-out %.test.yaml,$(wildcard rules/examples/*.yaml))
 CSM_SUBST  = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
 install: all

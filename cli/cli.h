@@ -10,5 +10,7 @@ int cli_simulate(int argc, char **argv, const char *config_path);
 int cli_show(int argc, char **argv, const char *config_path);
 int cli_check(int argc, char **argv, const char *config_path);
 int cli_top(int argc, char **argv, const char *config_path);
+int cli_test(int argc, char **argv, const char *config_path);
+int cli_snapshots(int argc, char **argv, const char *config_path);
 
 #endif

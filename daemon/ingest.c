@@ -209,6 +209,7 @@ static int ingest_load_part(struct ingest *in, struct part *p, char *err, size_t
     p->committed = m.off;
     p->seq = m.seq;
     p->next = m.off;
+    p->wm_ms = m.wm_ms; /* what was committed; a crash may have kept it from csm_wm */
     agg_part_destroy(p->agg);
     p->agg = agg_part_new(p->kind, p->topic, p->number);
     if (p->kind == TOPIC_ORDERS) {
@@ -607,6 +608,7 @@ static bool ingest_prepare_commit(struct part *p, struct pending_commit *pc)
         .new_off = p->next,
         .seq = p->seq + 1,
         .delta = p->delta,
+        .wm_ms = p->wm_ms,
     };
     for (int w = 0; w < 2; w++) {
         pc->nkv[w] = agg_part_dirty(p->agg, w, &kv[w]);

@@ -183,15 +183,16 @@ int store_partition_recover(struct store *s, const char *topic, int32_t part,
     store_meta_keys(s, topic, part);
     char *meta = xstrdup(s->k1.data), *journal = xstrdup(s->k2.data);
     int rc = -1;
-    redisReply *r = rconn_command(s->rc, err, errlen, "HMGET %s off seq jseq", meta);
+    redisReply *r = rconn_command(s->rc, err, errlen, "HMGET %s off seq jseq wm", meta);
     redisReply *j = NULL;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
         if (r)
             snprintf(err, errlen, "unexpected reply reading '%s'", meta);
         goto out;
     }
     m->off = r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10) : -1;
     m->seq = r->element[1]->type == REDIS_REPLY_STRING ? strtoull(r->element[1]->str, NULL, 10) : 0;
+    m->wm_ms = r->element[3]->type == REDIS_REPLY_STRING ? strtoll(r->element[3]->str, NULL, 10) : 0;
     if (r->element[2]->type == REDIS_REPLY_STRING) {
         const char *jseq = r->element[2]->str;
         j = rconn_command(s->rc, err, errlen, "GET %s", journal);
@@ -394,6 +395,11 @@ static void store_append_commit(struct store *s, const struct store_batch *b, st
             argv_pushs(&a, kv->field);
             argv_push(&a, kv->value ? kv->value : "", kv->value ? kv->len : 0);
         }
+    }
+    char wm[24];
+    if (b->wm_ms > 0) {
+        snprintf(wm, sizeof(wm), "%" PRId64, b->wm_ms);
+        argv_pushs(&a, wm);
     }
     store_append(s, &a);
     argv_release(&a);

@@ -31,6 +31,7 @@ const char *store_prefix(const struct store *s);
 struct store_partition_meta {
     int64_t off;  /* next offset to read; -1 when none stored */
     uint64_t seq; /* last committed batch sequence */
+    int64_t wm_ms; /* largest ts committed; 0 when none */
 };
 
 /* Heals a pending journal of the partition, then reads its meta. 0/-1. */
@@ -64,6 +65,7 @@ struct store_batch {
     const char *topic;
     int32_t part;
     int64_t expected_off, new_off;
+    int64_t wm_ms; /* the partition's watermark after this batch (stored with it); 0: none */
     uint64_t seq;
     struct delta *delta;          /* borrowed */
     struct store_kv *state[STORE_STATE_COUNT];

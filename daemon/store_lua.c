@@ -7,7 +7,8 @@
 const char store_lua_library[] =
     "#!lua name=csmetrics\n"
     /* csm_commit: KEYS meta journal conv ord pend. ARGV expected_off new_off seq journal
-     * then three sections (conv, ord, pend): count, field/value pairs ("" deletes). */
+     * then three sections (conv, ord, pend): count, field/value pairs ("" deletes), then
+     * optionally the partition's watermark (largest ts delivered), kept as a maximum. */
     "local function commit(keys, args)\n"
     "  local off = redis.call('HGET', keys[1], 'off') or '-1'\n"
     "  if off ~= args[1] then return redis.error_reply('FENCED stored offset ' .. off) end\n"
@@ -25,6 +26,10 @@ const char store_lua_library[] =
     "      else redis.call('HSET', keys[s], args[i], args[i + 1]) end\n"
     "      i = i + 2\n"
     "    end\n"
+    "  end\n"
+    "  if args[i] then\n"
+    "    local w = tonumber(redis.call('HGET', keys[1], 'wm') or '0')\n"
+    "    if tonumber(args[i]) > w then redis.call('HSET', keys[1], 'wm', args[i]) end\n"
     "  end\n"
     "  return 'OK'\n"
     "end\n"

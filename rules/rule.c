@@ -1619,10 +1619,12 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* *.yaml, but not hidden files nor rule tests (*.test.yaml, for `csmetrics test`). */
 static bool is_rule_file(const char *name)
 {
     size_t n = strlen(name);
-    return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".yaml") == 0;
+    return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".yaml") == 0 &&
+           !(n > 10 && strcmp(name + n - 10, ".test.yaml") == 0);
 }
 
 struct rule_set *rule_set_load_dir(const char *dir, char *err, size_t errlen)

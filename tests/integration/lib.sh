@@ -15,6 +15,7 @@ PASSED=0
 FAILED=0
 
 cleanup() {
+    [ -n "${HOLD:-}" ] && sleep "$HOLD"
     for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
     if [ "$FAILED" -ne 0 ] || [ -n "${KEEP:-}" ]; then echo "  (work dir kept: $WORK)"; else rm -rf "$WORK"; fi

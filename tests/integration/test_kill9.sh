@@ -22,6 +22,7 @@ for db in 0 1; do
 timezone: Asia/Shanghai
 periods: [day, month]
 idle_timeout: 0
+batch_max_events: 300
 EOF2
 done
 start_daemon "$WORK/c0.yaml" "$WORK/d0.log"
