@@ -36,7 +36,7 @@ while [ $kills -lt "$KILLS" ] && [ "$(committed_total "$WORK/r.sock" 1)" -lt "$T
     # wait until this instance has made progress, then kill it at a random instant
     before=$(committed_total "$WORK/r.sock" 1); i=0
     while [ "$(committed_total "$WORK/r.sock" 1)" -eq "$before" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i + 1)); done
-    sleep "0.$(awk 'BEGIN { srand(); printf "%d", rand() * 9 }')"
+    [ -n "${KILL_EARLY:-}" ] || sleep "0.$(awk 'BEGIN { srand(); printf "%d", rand() * 9 }')"
     kill -9 "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null
     kills=$((kills + 1))
     echo "  kill -9 #$kills at $(committed_total "$WORK/r.sock" 1) of $TOTAL committed"
