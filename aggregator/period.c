@@ -466,3 +466,31 @@ int period_days_overlap(const struct period *p, int32_t from_day, int32_t to_day
     int64_t hi = to_day < next - 1 ? to_day : next - 1;
     return hi >= lo ? (int)(hi - lo + 1) : 0;
 }
+
+int64_t period_days_covered(const struct period *p, int32_t *from, int32_t *to, size_t n)
+{
+    /* insertion sort by start: absences per agent are few */
+    for (size_t i = 1; i < n; i++) {
+        int32_t f = from[i], t = to[i];
+        size_t j = i;
+        for (; j > 0 && from[j - 1] > f; j--) {
+            from[j] = from[j - 1];
+            to[j] = to[j - 1];
+        }
+        from[j] = f;
+        to[j] = t;
+    }
+    int64_t days = 0;
+    for (size_t i = 0; i < n;) {
+        int32_t f = from[i], t = to[i];
+        size_t j = i + 1;
+        while (j < n && from[j] <= t + 1) {
+            if (to[j] > t)
+                t = to[j];
+            j++;
+        }
+        days += period_days_overlap(p, f, t);
+        i = j;
+    }
+    return days;
+}

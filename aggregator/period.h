@@ -63,4 +63,8 @@ int32_t period_day_of(int64_t ts_ms);
 /* Number of civil days of [from_day, to_day] (inclusive) inside period p. */
 int period_days_overlap(const struct period *p, int32_t from_day, int32_t to_day);
 
+/* Days of p covered by the union of n inclusive day ranges [from[i], to[i]] (absences
+ * may overlap: each day counts once). Sorts the ranges in place. */
+int64_t period_days_covered(const struct period *p, int32_t *from, int32_t *to, size_t n);
+
 #endif

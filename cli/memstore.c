@@ -305,16 +305,6 @@ static void ms_keyname(struct buf *b, const char *owner_tag, const char *label, 
         buf_printf(b, "%s:%s", owner_tag, name);
 }
 
-struct ms_range {
-    int32_t from, to;
-};
-
-static int ms_range_cmp(const void *a, const void *b)
-{
-    const struct ms_range *x = a, *y = b;
-    return x->from < y->from ? -1 : x->from > y->from;
-}
-
 int memstore_figures(const struct memstore *m, const char *owner_tag, const struct period *p,
                      struct kpi_figures *f)
 {
@@ -421,31 +411,23 @@ int memstore_figures(const struct memstore *m, const char *owner_tag, const stru
     ms_keyname(&tmp, owner_tag, NULL, "abs");
     const struct ms_key *abs = ms_get(m, tmp.data, MS_HASH);
     size_t nabs = abs ? map_size(abs->items) : 0, nr = 0;
-    struct ms_range *ranges = xcalloc(nabs + 1, sizeof(*ranges));
+    int32_t *from = xcalloc(nabs + 1, sizeof(*from)), *to = xcalloc(nabs + 1, sizeof(*to));
     if (abs) {
         size_t i = 0;
         const char *id;
         void *v;
         while (map_next(abs->items, &i, &id, &v)) {
-            long from, to;
+            long fd, td;
             const struct ms_item *it = v;
-            if (it->value && sscanf(it->value, "%ld %ld", &from, &to) == 2)
-                ranges[nr++] = (struct ms_range){.from = (int32_t)from, .to = (int32_t)to};
+            if (it->value && sscanf(it->value, "%ld %ld", &fd, &td) == 2) {
+                from[nr] = (int32_t)fd;
+                to[nr++] = (int32_t)td;
+            }
         }
     }
-    qsort(ranges, nr, sizeof(*ranges), ms_range_cmp);
-    for (size_t i = 0; i < nr;) {
-        int32_t from = ranges[i].from, to = ranges[i].to;
-        size_t j = i + 1;
-        while (j < nr && ranges[j].from <= to + 1) {
-            if (ranges[j].to > to)
-                to = ranges[j].to;
-            j++;
-        }
-        f->absent_days += period_days_overlap(p, from, to);
-        i = j;
-    }
-    free(ranges);
+    f->absent_days = period_days_covered(p, from, to, nr);
+    free(from);
+    free(to);
     rc = 0;
     for (int i = 0; i < N; i++)
         buf_release(&k[i]);

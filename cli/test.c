@@ -13,6 +13,7 @@
 #include "consumers/decode.h"
 #include "daemon/version.h"
 #include "rules/eval.h"
+#include "rules/prev.h"
 #include "rules/rule.h"
 
 #include <ctype.h>
@@ -119,11 +120,7 @@ static bool num_equal(double a, double b)
 
 struct tprev { /* one agent's previous period, for eval_prev */
     char *agent;
-    size_t n, cap;
-    char **names;
-    struct expr_value *values;
-    char **strs;
-    size_t nstrs;
+    struct prev_values v;
     int *streaks; /* NULL: none */
 };
 
@@ -348,13 +345,7 @@ static char *read_all(const char *path, size_t *len, char *err, size_t errlen)
 
 static void tprev_release(struct tprev *p)
 {
-    for (size_t i = 0; i < p->n; i++)
-        free(p->names[i]);
-    for (size_t i = 0; i < p->nstrs; i++)
-        free(p->strs[i]);
-    free(p->names);
-    free(p->values);
-    free(p->strs);
+    prev_values_release(&p->v);
     free(p->streaks);
     free(p->agent);
     *p = (struct tprev){0};
@@ -857,81 +848,11 @@ static int feed_events(struct tfile *f, const yaml_node_t *list, struct memstore
 
 /* ---- the previous period ---- */
 
-static void tprev_add(struct tprev *p, const char *name, struct expr_value v)
-{
-    if (p->n == p->cap) {
-        p->cap = p->cap ? p->cap * 2 : 32;
-        p->names = xrealloc(p->names, p->cap * sizeof(*p->names));
-        p->values = xrealloc(p->values, p->cap * sizeof(*p->values));
-    }
-    p->names[p->n] = xstrdup(name);
-    if (v.type == EXPR_STR && v.str) {
-        p->strs = xrealloc(p->strs, (p->nstrs + 1) * sizeof(*p->strs));
-        p->strs[p->nstrs] = xstrdup(v.str);
-        v.str = p->strs[p->nstrs++];
-    }
-    p->values[p->n++] = v;
-}
-
-static struct expr_value vnum(double d)
-{
-    return (struct expr_value){.defined = true, .type = EXPR_NUM, .num = d};
-}
-
-static struct expr_value vstr(const char *s)
-{
-    return (struct expr_value){.defined = true, .type = EXPR_STR, .str = s};
-}
-
-static void tprev_object(struct tprev *p, yajl_val obj, const char *prefix)
-{
-    if (!YAJL_IS_OBJECT(obj))
-        return;
-    for (size_t i = 0; i < obj->u.object.len; i++) {
-        char name[256];
-        snprintf(name, sizeof(name), "%s%s", prefix, obj->u.object.keys[i]);
-        yajl_val v = obj->u.object.values[i];
-        if (YAJL_IS_NUMBER(v))
-            tprev_add(p, name, vnum(YAJL_GET_DOUBLE(v)));
-        else if (YAJL_IS_STRING(v))
-            tprev_add(p, name, vstr(YAJL_GET_STRING(v)));
-        else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
-            tprev_add(
-                p, name,
-                (struct expr_value){.defined = true, .type = EXPR_BOOL, .b = YAJL_IS_TRUE(v)});
-    }
-}
-
-/* What prev.* sees from a final snapshot's JSON: as csmetricsd reads it back from Redis
- * (daemon/rules_run.c prev_parse): score, rank, rank_bottom, team.size, percentile,
- * grade, eligible, every metric and points.<kpi>. */
+/* What prev.* sees from a final snapshot's JSON: read exactly as csmetricsd reads it
+ * back from Redis (rules/prev.c). */
 static void tprev_from_json(struct tprev *p, const char *json)
 {
-    char err[128];
-    yajl_val root = yajl_tree_parse(json, err, sizeof(err));
-    if (!root)
-        return;
-    const char *score[] = {"score", NULL}, *rank[] = {"rank", NULL}, *rb[] = {"rank_bottom", NULL},
-               *ts[] = {"team_size", NULL}, *grade[] = {"grade", NULL},
-               *metrics[] = {"metrics", NULL}, *points[] = {"points", NULL};
-    yajl_val v;
-    double r = NAN, t = NAN;
-    if ((v = yajl_tree_get(root, score, yajl_t_number)))
-        tprev_add(p, "score", vnum(YAJL_GET_DOUBLE(v)));
-    if ((v = yajl_tree_get(root, rank, yajl_t_number)))
-        tprev_add(p, "rank", vnum(r = YAJL_GET_DOUBLE(v)));
-    if ((v = yajl_tree_get(root, rb, yajl_t_number)))
-        tprev_add(p, "rank_bottom", vnum(YAJL_GET_DOUBLE(v)));
-    if ((v = yajl_tree_get(root, ts, yajl_t_number)))
-        tprev_add(p, "team.size", vnum(t = YAJL_GET_DOUBLE(v)));
-    if (!isnan(r) && !isnan(t))
-        tprev_add(p, "percentile", vnum(t <= 1 ? 100 : 100 * (t - r) / (t - 1)));
-    if ((v = yajl_tree_get(root, grade, yajl_t_string)))
-        tprev_add(p, "grade", vstr(YAJL_GET_STRING(v)));
-    tprev_add(p, "eligible", (struct expr_value){.defined = true, .type = EXPR_BOOL, .b = true});
-    tprev_object(p, yajl_tree_get(root, metrics, yajl_t_object), "");
-    tprev_object(p, yajl_tree_get(root, points, yajl_t_object), "points.");
-    yajl_tree_free(root);
+    prev_values_parse(&p->v, json);
 }
 
 static struct tprev *tprev_find(struct tprev *ps, size_t n, const char *agent)
@@ -1185,10 +1106,7 @@ static int evaluate(struct tfile *f, struct ttest *t, size_t ri, const struct ti
         agents[i] = (struct eval_agent){
             .agent_id = in->agents[i],
             .fig = in->figs[i],
-            .prev = {.scored = ps[i].n > 0,
-                     .n = ps[i].n,
-                     .names = ps[i].names,
-                     .values = ps[i].values},
+            .prev = prev_values_view(&ps[i].v),
             .streaks = ps[i].streaks,
         };
     }

@@ -18,15 +18,14 @@
 #include "common/log.h"
 #include "daemon/version.h"
 #include "rules/eval.h"
+#include "rules/prev.h"
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_tree.h>
 
 struct rules_run {
     struct rule_set *set;
@@ -108,115 +107,6 @@ static bool rr_is_array(const redisReply *r)
     return r && r->type == REDIS_REPLY_ARRAY;
 }
 
-/* ---- previous period and streaks ---- */
-
-struct prev_store {
-    size_t n, cap;
-    char **names;
-    struct expr_value *values;
-    char **strs; /* owned strings the values point to */
-    size_t nstrs;
-};
-
-static void prev_add(struct prev_store *ps, const char *name, struct expr_value v)
-{
-    if (ps->n == ps->cap) {
-        ps->cap = ps->cap ? ps->cap * 2 : 32;
-        ps->names = xrealloc(ps->names, ps->cap * sizeof(*ps->names));
-        ps->values = xrealloc(ps->values, ps->cap * sizeof(*ps->values));
-    }
-    ps->names[ps->n] = xstrdup(name);
-    if (v.type == EXPR_STR && v.str) {
-        ps->strs = xrealloc(ps->strs, (ps->nstrs + 1) * sizeof(*ps->strs));
-        ps->strs[ps->nstrs] = xstrdup(v.str);
-        v.str = ps->strs[ps->nstrs++];
-    }
-    ps->values[ps->n++] = v;
-}
-
-static void prev_release(struct prev_store *ps)
-{
-    for (size_t i = 0; i < ps->n; i++)
-        free(ps->names[i]);
-    for (size_t i = 0; i < ps->nstrs; i++)
-        free(ps->strs[i]);
-    free(ps->names);
-    free(ps->values);
-    free(ps->strs);
-    *ps = (struct prev_store){0};
-}
-
-static struct expr_value rr_num(double d)
-{
-    return (struct expr_value){.defined = true, .type = EXPR_NUM, .num = d};
-}
-
-static void prev_from_object(struct prev_store *ps, yajl_val obj, const char *prefix)
-{
-    if (!YAJL_IS_OBJECT(obj))
-        return;
-    for (size_t i = 0; i < obj->u.object.len; i++) {
-        char name[256];
-        snprintf(name, sizeof(name), "%s%s", prefix, obj->u.object.keys[i]);
-        yajl_val v = obj->u.object.values[i];
-        if (YAJL_IS_NUMBER(v))
-            prev_add(ps, name, rr_num(YAJL_GET_DOUBLE(v)));
-        else if (YAJL_IS_STRING(v))
-            prev_add(ps, name,
-                     (struct expr_value){.defined = true, .type = EXPR_STR, .str = YAJL_GET_STRING(v)});
-        else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
-            prev_add(ps, name, (struct expr_value){.defined = true, .type = EXPR_BOOL, .b = YAJL_IS_TRUE(v)});
-    }
-}
-
-/* The names prev.* can see, from the agent's final snapshot of the previous period. */
-static void prev_parse(struct prev_store *ps, const char *json)
-{
-    char errbuf[128];
-    yajl_val root = yajl_tree_parse(json, errbuf, sizeof(errbuf));
-    if (!root)
-        return;
-    const char *score[] = {"score", NULL}, *rank[] = {"rank", NULL},
-               *rb[] = {"rank_bottom", NULL}, *ts[] = {"team_size", NULL},
-               *grade[] = {"grade", NULL}, *metrics[] = {"metrics", NULL},
-               *points[] = {"points", NULL};
-    yajl_val v;
-    if ((v = yajl_tree_get(root, score, yajl_t_number)))
-        prev_add(ps, "score", rr_num(YAJL_GET_DOUBLE(v)));
-    double r = NAN, t = NAN;
-    if ((v = yajl_tree_get(root, rank, yajl_t_number)))
-        prev_add(ps, "rank", rr_num(r = YAJL_GET_DOUBLE(v)));
-    if ((v = yajl_tree_get(root, rb, yajl_t_number)))
-        prev_add(ps, "rank_bottom", rr_num(YAJL_GET_DOUBLE(v)));
-    if ((v = yajl_tree_get(root, ts, yajl_t_number)))
-        prev_add(ps, "team.size", rr_num(t = YAJL_GET_DOUBLE(v)));
-    if (!isnan(r) && !isnan(t))
-        prev_add(ps, "percentile", rr_num(t <= 1 ? 100 : 100 * (t - r) / (t - 1)));
-    if ((v = yajl_tree_get(root, grade, yajl_t_string)))
-        prev_add(ps, "grade",
-                 (struct expr_value){.defined = true, .type = EXPR_STR, .str = YAJL_GET_STRING(v)});
-    prev_add(ps, "eligible", (struct expr_value){.defined = true, .type = EXPR_BOOL, .b = true});
-    prev_from_object(ps, yajl_tree_get(root, metrics, yajl_t_object), "");
-    prev_from_object(ps, yajl_tree_get(root, points, yajl_t_object), "points.");
-    yajl_tree_free(root);
-}
-
-/* "LABEL 1,0,3" → streaks when LABEL is the previous period's. */
-static int *streaks_parse(const char *s, const char *prev_label, size_t n)
-{
-    size_t ll = strlen(prev_label);
-    if (!s || strncmp(s, prev_label, ll) != 0 || s[ll] != ' ')
-        return NULL;
-    int *out = xcalloc(n + 1, sizeof(*out));
-    const char *p = s + ll + 1;
-    for (size_t i = 0; i < n && *p; i++) {
-        char *end;
-        out[i] = (int)strtol(p, &end, 10);
-        p = *end == ',' ? end + 1 : end;
-    }
-    return out;
-}
-
 /* ---- one evaluation ---- */
 
 static int rr_strcmp(const void *a, const void *b)
@@ -227,7 +117,7 @@ static int rr_strcmp(const void *a, const void *b)
 struct rr_eval {
     struct eval_input in;
     struct eval_output out;
-    struct prev_store *prev;
+    struct prev_values *prev;
     int **streaks;
     char **agent_ids;
 };
@@ -236,7 +126,7 @@ static void rr_eval_release(struct rr_eval *e)
 {
     eval_output_release(&e->out);
     for (size_t i = 0; i < e->in.nagents; i++) {
-        prev_release(&e->prev[i]);
+        prev_values_release(&e->prev[i]);
         free(e->streaks[i]);
         free(e->agent_ids[i]);
     }
@@ -319,14 +209,11 @@ static int rr_evaluate(const struct rules_env *env, const struct rule *r, const 
         a->agent_id = ids[i];
         for (size_t j = 0; j + 1 < prevs->elements; j += 2)
             if (strcmp(prevs->element[j]->str, ids[i]) == 0)
-                prev_parse(&e->prev[k], prevs->element[j + 1]->str);
-        a->prev = (struct eval_prev){.scored = e->prev[k].n > 0,
-                                     .n = e->prev[k].n,
-                                     .names = e->prev[k].names,
-                                     .values = e->prev[k].values};
+                prev_values_parse(&e->prev[k], prevs->element[j + 1]->str);
+        a->prev = prev_values_view(&e->prev[k]);
         for (size_t j = 0; j + 1 < streaks->elements; j += 2)
             if (strcmp(streaks->element[j]->str, ids[i]) == 0)
-                e->streaks[k] = streaks_parse(streaks->element[j + 1]->str, pp.label, nalerts);
+                e->streaks[k] = prev_streaks_parse(streaks->element[j + 1]->str, pp.label, nalerts);
         a->streaks = e->streaks[k];
         k++;
     }

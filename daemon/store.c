@@ -628,16 +628,6 @@ static int64_t store_int(const redisReply *r)
     return 0;
 }
 
-struct store_range {
-    int32_t from, to;
-};
-
-static int store_range_cmp(const void *a, const void *b)
-{
-    const struct store_range *x = a, *y = b;
-    return x->from < y->from ? -1 : x->from > y->from;
-}
-
 int store_read_figures(struct store *s, const char *owner_tag, const struct period *p,
                        struct kpi_figures *f, char *err, size_t errlen)
 {
@@ -744,27 +734,18 @@ int store_read_figures(struct store *s, const char *owner_tag, const struct peri
     }
     redisReply *abs = r->element[13];
     size_t nabs = abs->type == REDIS_REPLY_ARRAY ? abs->elements / 2 : 0;
-    struct store_range *ranges = xcalloc(nabs + 1, sizeof(*ranges));
+    int32_t *from = xcalloc(nabs + 1, sizeof(*from)), *to = xcalloc(nabs + 1, sizeof(*to));
     size_t nr2 = 0;
     for (size_t i = 0; i < nabs; i++) {
-        long from, to;
-        if (sscanf(abs->element[2 * i + 1]->str, "%ld %ld", &from, &to) == 2)
-            ranges[nr2++] = (struct store_range){.from = (int32_t)from, .to = (int32_t)to};
-    }
-    qsort(ranges, nr2, sizeof(*ranges), store_range_cmp);
-    /* Union of the ranges, then overlap with the period. */
-    for (size_t i = 0; i < nr2;) {
-        int32_t from = ranges[i].from, to = ranges[i].to;
-        size_t j = i + 1;
-        while (j < nr2 && ranges[j].from <= to + 1) {
-            if (ranges[j].to > to)
-                to = ranges[j].to;
-            j++;
+        long fd, td;
+        if (sscanf(abs->element[2 * i + 1]->str, "%ld %ld", &fd, &td) == 2) {
+            from[nr2] = (int32_t)fd;
+            to[nr2++] = (int32_t)td;
         }
-        f->absent_days += period_days_overlap(p, from, to);
-        i = j;
     }
-    free(ranges);
+    f->absent_days = period_days_covered(p, from, to, nr2);
+    free(from);
+    free(to);
     rc = 0;
 out:
     rconn_replies_free(rep, nr);
