@@ -3,6 +3,7 @@
  * Invariants: money stays integer cents until written (kpi_format_cents is exact);
  * a zero denominator gives an undefined value, never 0 or 1; ratios are not capped. */
 #include "aggregator/kpi.h"
+#include "common/utf8.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -329,36 +330,6 @@ static void jw_adds(struct jw *w, const char *s)
     jw_add(w, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid
- * (Unicode table 3-7: no overlongs, surrogates or code points above U+10FFFF). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        len = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        len = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        len = 4;
-    else
-        return 0;
-    if (s[0] == 0xe0)
-        lo = 0xa0;
-    else if (s[0] == 0xed)
-        hi = 0x9f;
-    else if (s[0] == 0xf0)
-        lo = 0x90;
-    else if (s[0] == 0xf4)
-        hi = 0x8f;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
-}
 
 /* Writes s[0..n) as the inside of a JSON string. Bytes that are not valid UTF-8
  * (an item cut at 63 bytes may end mid-character) become U+FFFD, so the output

@@ -4,6 +4,7 @@
  * print from it. Secrets (redis password, secret kafka.properties, the password in a URL)
  * are never printed, and are wiped when released. */
 #include "config/config.h"
+#include "common/file.h"
 #include "common/buf.h"
 
 #include <errno.h>
@@ -316,41 +317,7 @@ static void props_clear(struct csm_config *c)
 /* Reads a whole file (at most CONFIG_FILE_MAX bytes) into a NUL-terminated buffer. */
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    struct buf b;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    buf_init(&b);
-    buf_reserve(&b, 4096);
-    for (;;) {
-        if (b.len > CONFIG_FILE_MAX) {
-            snprintf(err, errlen, "cannot read '%s': larger than %d bytes", path, CONFIG_FILE_MAX);
-            goto out_fail;
-        }
-        buf_reserve(&b, 4096);
-        ssize_t n = read(fd, b.data + b.len, b.cap - b.len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-            goto out_fail;
-        }
-        if (n == 0)
-            break;
-        b.len += (size_t)n;
-    }
-    close(fd);
-    b.data[b.len] = '\0';
-    *len = b.len;
-    return b.data;
-
-out_fail:
-    close(fd);
-    explicit_bzero(b.data, b.cap);
-    buf_release(&b);
-    return NULL;
+    return file_read_all(path, CONFIG_FILE_MAX, len, err, errlen);
 }
 
 /* A secret from a file: its contents with one trailing newline removed. */

@@ -5,6 +5,7 @@
  * cross-field checks (score within 0..max, from <= to); last max_future. Money and time are
  * read from their exact text, never through binary floating point. */
 #include "consumers/decode.h"
+#include "common/utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -200,33 +201,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 when invalid: overlong forms,
- * surrogates and code points above U+10FFFF are invalid (RFC 3629). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xc2)
-        return 0;
-    if (c < 0xe0)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c < 0xf0) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
-            return 0;
-        return 3;
-    }
-    if (c < 0xf5) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
 
 /* Offset of the first byte that is not valid UTF-8, or n. */
 static size_t utf8_check(const unsigned char *s, size_t n)
@@ -242,7 +216,7 @@ static size_t utf8_check(const unsigned char *s, size_t n)
             i++;
             continue;
         }
-        size_t k = utf8_seq(s + i, n - i);
+        size_t k = utf8_seq_len(s + i, n - i);
         if (!k)
             return i;
         i += k;
@@ -1110,7 +1084,7 @@ static char *json_escape(char *o, const char *str, size_t n)
     while (i < n) {
         unsigned c = s[i];
         if (c >= 0x80) {
-            size_t k = utf8_seq(s + i, n - i);
+            size_t k = utf8_seq_len(s + i, n - i);
             if (k) {
                 memcpy(o, s + i, k);
                 o += k;

@@ -4,6 +4,7 @@
  * items are sorted), so the same input always gives byte-identical snapshots.
  * Steps: lines and score → eligibility → ranks → grades → quotas → payouts and alerts → JSON. */
 #include "rules/eval.h"
+#include "common/utf8.h"
 
 #include <limits.h>
 #include <math.h>
@@ -543,35 +544,6 @@ static void apply_quotas(const struct rule *r, const int *quota_grade, int *g, s
 
 /* ---- JSON ---- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        len = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        len = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        len = 4;
-    else
-        return 0;
-    if (s[0] == 0xe0)
-        lo = 0xa0;
-    else if (s[0] == 0xed)
-        hi = 0x9f;
-    else if (s[0] == 0xf0)
-        lo = 0x90;
-    else if (s[0] == 0xf4)
-        hi = 0x8f;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
-}
 
 /* A yajl generator that remembers its first failure, so writers need not check each call. */
 struct jg {

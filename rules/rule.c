@@ -4,6 +4,7 @@
  * inside its scalar). Everything allocated hangs off the rule as soon as it exists, so
  * rule_destroy() frees a half-loaded rule on every error path. */
 #include "rules/rule.h"
+#include "common/file.h"
 #include "common/buf.h"
 #include "config/config.h"
 
@@ -1506,39 +1507,7 @@ out_free_rule:
 /* Reads a whole file (at most RULE_FILE_MAX bytes). */
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    struct buf b;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    buf_init(&b);
-    for (;;) {
-        if (b.len > RULE_FILE_MAX) {
-            snprintf(err, errlen, "cannot read '%s': larger than %d bytes", path, RULE_FILE_MAX);
-            goto out_fail;
-        }
-        buf_reserve(&b, 4096);
-        ssize_t n = read(fd, b.data + b.len, b.cap - b.len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-            goto out_fail;
-        }
-        if (n == 0)
-            break;
-        b.len += (size_t)n;
-    }
-    close(fd);
-    b.data[b.len] = '\0';
-    *len = b.len;
-    return b.data;
-
-out_fail:
-    close(fd);
-    buf_release(&b);
-    return NULL;
+    return file_read_all(path, RULE_FILE_MAX, len, err, errlen);
 }
 
 static struct rule *load_file(const char *path, yaml_mark_t *name_mark, char *err, size_t errlen)
