@@ -66,7 +66,7 @@ check:
 integration: all
 	@scripts/run-integration
 
-test: deps all unit check integration
+test: deps all format-check unit check integration
 
 deps:
 	@scripts/deps --check

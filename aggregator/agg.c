@@ -47,10 +47,10 @@ struct agg_part {
     enum event_topic topic;
     char *topic_name;
     int32_t part;
-    struct map *conv;    /* conversation id -> struct cconv */
-    struct map *orders;  /* order id -> struct order */
-    struct map *targets; /* reviews: "agent\x1flabel" -> struct order (amount only), dirty */
-    struct map *pending; /* order id -> (void *)1: pending attribution or holding orphans */
+    struct map *conv;       /* conversation id -> struct cconv */
+    struct map *orders;     /* order id -> struct order */
+    struct map *targets;    /* reviews: "agent\x1flabel" -> struct order (amount only), dirty */
+    struct map *pending;    /* order id -> (void *)1: pending attribution or holding orphans */
     struct map *pend_dirty; /* order id -> (void *)1 add, (void *)2 delete */
     struct agg_kv *kv;
     size_t nkv, capkv;
@@ -391,8 +391,7 @@ static size_t agg_periods_at(struct agg_ctx *c, int64_t wm, int64_t ts, struct p
     return n;
 }
 
-static size_t agg_periods(struct agg_ctx *c, int64_t ts, struct period *out,
-                          struct buf *missed)
+static size_t agg_periods(struct agg_ctx *c, int64_t ts, struct period *out, struct buf *missed)
 {
     return agg_periods_at(c, c->wm_ms, ts, out, missed);
 }
@@ -442,9 +441,8 @@ static void agg_register(struct agg_ctx *c, const struct owner *o, const struct 
 enum wop { W_INCR, W_MINCR, W_SADD, W_ZADD, W_ZREM, W_HSET };
 
 /* One write to the owner and its team for period p: suffix ":LABEL:name". */
-static void agg_write(struct agg_ctx *c, const struct owner *o, const struct period *p,
-                      enum wop op, const char *name, const char *field, int64_t n,
-                      const char *value)
+static void agg_write(struct agg_ctx *c, const struct owner *o, const struct period *p, enum wop op,
+                      const char *name, const char *field, int64_t n, const char *value)
 {
     char suffix[64];
     snprintf(suffix, sizeof(suffix), ":%s:%s", p->label, name);
@@ -515,8 +513,8 @@ static void agg_on_wait(void *ud, int sign, const struct conv_wait *w)
     }
 }
 
-static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *ev,
-                     int64_t offset, struct buf *missed)
+static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *ev, int64_t offset,
+                     struct buf *missed)
 {
     struct owner o;
     owner_init(&o);
@@ -531,7 +529,7 @@ static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *
         owner_release(&o);
         return;
     }
-    const char *inquirer = ev->type == EV_TRANSFER ? ev->to_agent_id
+    const char *inquirer = ev->type == EV_TRANSFER   ? ev->to_agent_id
                            : ev->direction == DIR_IN ? ev->agent_id
                                                      : NULL;
     if (inquirer) {
@@ -575,7 +573,7 @@ static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *
         map_put(p->conv, ev->conversation_id, cc);
     }
     struct conv_msg m = {
-        .kind = ev->type == EV_TRANSFER ? CONV_TRANSFER
+        .kind = ev->type == EV_TRANSFER   ? CONV_TRANSFER
                 : ev->direction == DIR_IN ? CONV_IN
                                           : CONV_OUT,
         .ts_ms = ev->ts_ms,
@@ -667,8 +665,8 @@ static void agg_late_detail(struct agg_result *res, const struct buf *missed)
     snprintf(res->detail, sizeof(res->detail), "missed closed periods %s", missed->data);
 }
 
-static void agg_flush_held(struct agg_ctx *c, struct order *o, const char *order_id,
-                           agg_dead_cb cb, void *ud)
+static void agg_flush_held(struct agg_ctx *c, struct order *o, const char *order_id, agg_dead_cb cb,
+                           void *ud)
 {
     for (size_t i = 0; i < o->nheld; i++) {
         struct held *h = &o->held[i];

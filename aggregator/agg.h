@@ -19,12 +19,12 @@
 #include "consumers/event.h"
 
 struct agg_conf {
-    const char *prefix;                     /* key prefix, borrowed */
-    bool kinds[PERIOD_KIND_COUNT];          /* maintained period kinds */
-    int64_t accept_ms[PERIOD_KIND_COUNT];   /* lateness per kind (max of rule files and global) */
-    int64_t lateness_ms;                    /* reorder window for conversations */
+    const char *prefix;                   /* key prefix, borrowed */
+    bool kinds[PERIOD_KIND_COUNT];        /* maintained period kinds */
+    int64_t accept_ms[PERIOD_KIND_COUNT]; /* lateness per kind (max of rule files and global) */
+    int64_t lateness_ms;                  /* reorder window for conversations */
     int64_t attribution_window_ms;
-    int64_t orphan_ms;                      /* dedup_window: how long a follow-up waits for its order */
+    int64_t orphan_ms; /* dedup_window: how long a follow-up waits for its order */
 };
 
 /* The state of one input partition this instance owns. */

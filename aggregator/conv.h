@@ -27,18 +27,18 @@ enum conv_kind { CONV_IN, CONV_OUT, CONV_TRANSFER };
 struct conv_msg {
     enum conv_kind kind;
     int64_t ts_ms;
-    uint64_t seq;          /* arrival order within the conversation (strictly increasing) */
-    const char *agent;     /* message: agent_id; transfer: from agent */
-    const char *to_agent;  /* transfer only */
-    const char *customer;  /* customer_id */
+    uint64_t seq;         /* arrival order within the conversation (strictly increasing) */
+    const char *agent;    /* message: agent_id; transfer: from agent */
+    const char *to_agent; /* transfer only */
+    const char *customer; /* customer_id */
 };
 
 struct conv_wait {
     int64_t start_ms;
-    int64_t end_ms;        /* -1 while open */
-    const char *agent;     /* who answered, or the holder while open */
-    const char *customer;  /* customer of the `in` that started it */
-    bool first;            /* the conversation's first wait */
+    int64_t end_ms;       /* -1 while open */
+    const char *agent;    /* who answered, or the holder while open */
+    const char *customer; /* customer of the `in` that started it */
+    bool first;           /* the conversation's first wait */
 };
 
 /* sign: -1 retracts a wait previously asserted (same fields as asserted then),

@@ -491,7 +491,9 @@ bool delta_args_valid(size_t nkeys, const char *const *args, const size_t *argle
             return false;
         for (size_t k = 0; k < (size_t)cnt; k++) {
             size_t at = i + 3 + k * width;
-            size_t num_at = code == 'Z' || code == 'T' ? at : code == 'C' || code == 'M' ? at + 1 : 0;
+            size_t num_at = code == 'Z' || code == 'T'   ? at
+                            : code == 'C' || code == 'M' ? at + 1
+                                                         : 0;
             if (num_at && !delta_is_int(args[num_at], arglens[num_at]))
                 return false;
         }

@@ -32,8 +32,10 @@ void delta_reset(struct delta *d);
 bool delta_empty(const struct delta *d);
 
 /* `tag` is a full tag ("csm:{a:demo:x1}"); the key is tag + suffix (suffix may be ""). */
-void delta_incr(struct delta *d, const char *tag, const char *suffix, const char *field, int64_t by);
-void delta_mincr(struct delta *d, const char *tag, const char *suffix, const char *field, int64_t by);
+void delta_incr(struct delta *d, const char *tag, const char *suffix, const char *field,
+                int64_t by);
+void delta_mincr(struct delta *d, const char *tag, const char *suffix, const char *field,
+                 int64_t by);
 void delta_sadd(struct delta *d, const char *tag, const char *suffix, const char *member);
 void delta_hset(struct delta *d, const char *tag, const char *suffix, const char *field,
                 const char *value);

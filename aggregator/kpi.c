@@ -330,7 +330,6 @@ static void jw_adds(struct jw *w, const char *s)
     jw_add(w, s, strlen(s));
 }
 
-
 /* Writes s[0..n) as the inside of a JSON string. Bytes that are not valid UTF-8
  * (an item cut at 63 bytes may end mid-character) become U+FFFD, so the output
  * is always valid JSON. */

@@ -20,21 +20,21 @@ struct kpi_review {
 
 /* Raw figures, as store_read_figures() returns them. */
 struct kpi_figures {
-    int64_t inquiries;        /* |inquiry customers| */
-    int64_t replied;          /* |customers with an answered wait ∩ inquiry customers| */
-    int64_t waits;            /* answered waits */
+    int64_t inquiries; /* |inquiry customers| */
+    int64_t replied;   /* |customers with an answered wait ∩ inquiry customers| */
+    int64_t waits;     /* answered waits */
     int64_t wait_sum_ms;
-    int64_t first_waits;      /* answered first waits */
+    int64_t first_waits; /* answered first waits */
     int64_t first_wait_sum_ms;
     int64_t unanswered_waits;
-    int64_t wait_p90_ms;      /* -1 when no answered wait */
-    int64_t ordered;          /* |customers with a created order| */
+    int64_t wait_p90_ms;          /* -1 when no answered wait */
+    int64_t ordered;              /* |customers with a created order| */
     int64_t inquired_and_ordered; /* |inquiry customers ∩ ordered customers| */
     int64_t paid_customers;
     int64_t orders, paid_orders, refunded_orders, cancelled_orders, flagged_orders;
     int64_t order_amount_cents, sales_cents, refund_amount_cents;
     int64_t complaints;
-    int64_t target_cents;     /* -1 when no target */
+    int64_t target_cents; /* -1 when no target */
     int64_t absent_days;
     size_t reviews_n;
     struct kpi_review reviews[KPI_REVIEW_MAX];
@@ -82,7 +82,7 @@ enum kpi_id {
     KPI_COUNT_ALL
 };
 
-const char *kpi_name(enum kpi_id id);  /* rule name, e.g. "reply_rate" */
+const char *kpi_name(enum kpi_id id); /* rule name, e.g. "reply_rate" */
 enum kpi_unit kpi_unit(enum kpi_id id);
 /* -1 when the name is not a KPI of this table (review.* is handled by callers). */
 int kpi_lookup(const char *name, enum kpi_id *out);

@@ -27,7 +27,7 @@ struct period {
     int64_t start_ms; /* inclusive, local midnight of the first day */
     int64_t end_ms;   /* exclusive */
     int year;         /* ISO week-year for weeks */
-    int index;        /* 1-2 halves, 1-4 quarters, 1-12 months, ISO week, day of month; 1 for years */
+    int index; /* 1-2 halves, 1-4 quarters, 1-12 months, ISO week, day of month; 1 for years */
     char label[PERIOD_LABEL_MAX];
 };
 

@@ -7,7 +7,8 @@ int cli_load_config(struct csm_config *cfg, const char *path)
 {
     char err[1024];
     config_init(cfg);
-    if (config_load(cfg, path, err, sizeof(err)) < 0 || config_validate(cfg, err, sizeof(err)) < 0) {
+    if (config_load(cfg, path, err, sizeof(err)) < 0 ||
+        config_validate(cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "csmetrics: %s\n", err);
         return -1;
     }

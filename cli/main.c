@@ -15,8 +15,12 @@ static const struct command {
     {.name = "show", .run = cli_show, .help = "an agent's live KPIs from Redis"},
     {.name = "top", .run = cli_top, .help = "live leaderboard of every shop's agents"},
     {.name = "snapshots", .run = cli_snapshots, .help = "the final snapshots in Redis"},
-    {.name = "simulate", .run = cli_simulate, .help = "synthetic shop traffic into Kafka or as JSON lines"},
-    {.name = "kafka-mock", .run = cli_kafka_mock, .help = "run a local Kafka (librdkafka mock cluster)"},
+    {.name = "simulate",
+     .run = cli_simulate,
+     .help = "synthetic shop traffic into Kafka or as JSON lines"},
+    {.name = "kafka-mock",
+     .run = cli_kafka_mock,
+     .help = "run a local Kafka (librdkafka mock cluster)"},
 };
 
 static void usage(FILE *out)

@@ -14,15 +14,14 @@
 
 static void show_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: csmetrics show [--shop S] --agent A [--period P] [--team] [--json]\n"
-            "  Prints an agent's KPIs as Redis holds them now (live figures of open periods,\n"
-            "  final figures of closed ones). --period takes a label: 2026-08, 2026-W45,\n"
-            "  2026-Q3, 2026-H2, 2026, 2026-08-03; without it every period held is shown.\n"
-            "  --team shows the shop's team figures instead (no --agent).\n"
-            "  The table shows ratios as percentages and times in seconds; --json gives\n"
-            "  exact numbers (ratios as fractions, money in yuan).\n"
-            "  Exits 1 when there are no figures for the agent or period.\n");
+    fprintf(out, "usage: csmetrics show [--shop S] --agent A [--period P] [--team] [--json]\n"
+                 "  Prints an agent's KPIs as Redis holds them now (live figures of open periods,\n"
+                 "  final figures of closed ones). --period takes a label: 2026-08, 2026-W45,\n"
+                 "  2026-Q3, 2026-H2, 2026, 2026-08-03; without it every period held is shown.\n"
+                 "  --team shows the shop's team figures instead (no --agent).\n"
+                 "  The table shows ratios as percentages and times in seconds; --json gives\n"
+                 "  exact numbers (ratios as fractions, money in yuan).\n"
+                 "  Exits 1 when there are no figures for the agent or period.\n");
 }
 
 static void show_json_string(struct buf *b, const char *s)
@@ -67,8 +66,9 @@ static int show_one(struct store *st, const char *tag, const char *shop, const c
             show_json_string(&b, agent);
         else
             buf_adds(&b, "null");
-        buf_printf(&b, ", \"period\": \"%s\", \"period_start\": \"%s\", \"period_end\": \"%s\", "
-                       "\"metrics\": %s}",
+        buf_printf(&b,
+                   ", \"period\": \"%s\", \"period_start\": \"%s\", \"period_end\": \"%s\", "
+                   "\"metrics\": %s}",
                    p->label, start, end, metrics);
         puts(b.data);
         buf_release(&b);
@@ -92,8 +92,10 @@ static int show_one(struct store *st, const char *tag, const char *shop, const c
     }
     for (size_t i = 0; i < f.reviews_n; i++)
         printf("  review.%s.%s%*s %g\n", f.reviews[i].item, review_role_name(f.reviews[i].role),
-               (int)(20 - strlen(f.reviews[i].item) - strlen(review_role_name(f.reviews[i].role))) > 0
-                   ? (int)(20 - strlen(f.reviews[i].item) - strlen(review_role_name(f.reviews[i].role)))
+               (int)(20 - strlen(f.reviews[i].item) - strlen(review_role_name(f.reviews[i].role))) >
+                       0
+                   ? (int)(20 - strlen(f.reviews[i].item) -
+                           strlen(review_role_name(f.reviews[i].role)))
                    : 1,
                "", f.reviews[i].value);
     return 0;
@@ -116,13 +118,27 @@ int cli_show(int argc, char **argv, const char *config_path)
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 's': shop = optarg; break;
-        case 'a': agent = optarg; break;
-        case 'p': label = optarg; break;
-        case 'j': json = true; break;
-        case 't': team = true; break;
-        case 'h': show_usage(stdout); return 0;
-        default: show_usage(stderr); return 2;
+        case 's':
+            shop = optarg;
+            break;
+        case 'a':
+            agent = optarg;
+            break;
+        case 'p':
+            label = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 't':
+            team = true;
+            break;
+        case 'h':
+            show_usage(stdout);
+            return 0;
+        default:
+            show_usage(stderr);
+            return 2;
         }
     }
     if (!agent && !team) {

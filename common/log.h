@@ -24,8 +24,8 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...)
  * logged, then at most once per interval that doubles up to 1 h; on recovery one
  * line tells for how long it failed. Plain value struct: zero-initialise. */
 struct log_complaint {
-    int64_t first_ms;   /* monotonic ms of the first failure, 0 when healthy */
-    int64_t next_ms;    /* do not log again before this */
+    int64_t first_ms; /* monotonic ms of the first failure, 0 when healthy */
+    int64_t next_ms;  /* do not log again before this */
     int64_t interval_ms;
     uint64_t count;
 };

@@ -13,28 +13,32 @@
 
 struct config_kv {
     char *key;
-    char *value; /* a "@file:/path" value is replaced by the file's contents (one trailing newline cut) at load */
-    bool secret; /* came from a file, or the key names a secret (sasl.password, ssl.key.password, ...) */
+    char *value; /* a "@file:/path" value is replaced by the file's contents (one trailing newline
+                    cut) at load */
+    bool secret; /* came from a file, or the key names a secret (sasl.password, ssl.key.password,
+                    ...) */
 };
 
 struct csm_config {
     char *path; /* the file loaded, for messages */
 
     /* kafka */
-    char *kafka_brokers;   /* "127.0.0.1:9092" or "embedded" */
-    char *kafka_group_id;  /* "csmetrics" */
-    char *topic_chat, *topic_orders, *topic_reviews;          /* cs.chat shop.orders cs.reviews */
-    char *topic_snapshots, *topic_alerts, *topic_deadletter;  /* cs.snapshots cs.alerts cs.deadletter */
+    char *kafka_brokers;                             /* "127.0.0.1:9092" or "embedded" */
+    char *kafka_group_id;                            /* "csmetrics" */
+    char *topic_chat, *topic_orders, *topic_reviews; /* cs.chat shop.orders cs.reviews */
+    char *topic_snapshots, *topic_alerts,
+        *topic_deadletter;         /* cs.snapshots cs.alerts cs.deadletter */
     struct config_kv *kafka_props; /* kafka.properties, in file order */
     size_t kafka_props_n;
 
     /* redis */
-    char *redis_url;        /* "redis://127.0.0.1:6379/0"; may hold user:password (secret) */
-    char *redis_key_prefix; /* "csm:" */
-    char *redis_password_file; /* NULL; read at load (or from $CREDENTIALS_DIRECTORY/redis-password) */
-    char *redis_password;   /* from password_file; secret, never printed */
+    char *redis_url;           /* "redis://127.0.0.1:6379/0"; may hold user:password (secret) */
+    char *redis_key_prefix;    /* "csm:" */
+    char *redis_password_file; /* NULL; read at load (or from $CREDENTIALS_DIRECTORY/redis-password)
+                                */
+    char *redis_password;      /* from password_file; secret, never printed */
 
-    char *timezone;          /* "Asia/Shanghai", validated with period_tz_set semantics */
+    char *timezone;                  /* "Asia/Shanghai", validated with period_tz_set semantics */
     bool periods[PERIOD_KIND_COUNT]; /* default day, month */
 
     int64_t lateness_ms;           /* 10m */
@@ -48,9 +52,9 @@ struct csm_config {
     char *alertmanager_url;        /* NULL: off */
 
     /* additions (README) */
-    int64_t batch_max_events;      /* 20000: most messages in one Redis commit */
-    int64_t batch_max_wait_ms;     /* 100ms: longest a message waits for its batch */
-    char *log_level;               /* "info" */
+    int64_t batch_max_events;  /* 20000: most messages in one Redis commit */
+    int64_t batch_max_wait_ms; /* 100ms: longest a message waits for its batch */
+    char *log_level;           /* "info" */
 };
 
 /* Zeroes c and sets every default from the table. */

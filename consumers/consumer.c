@@ -9,9 +9,9 @@
 #include <string.h>
 
 struct consumer {
-    rd_kafka_t *mock_rk;                 /* "embedded": owns the in-process mock cluster */
+    rd_kafka_t *mock_rk; /* "embedded": owns the in-process mock cluster */
     rd_kafka_mock_cluster_t *mock;
-    char *brokers;                       /* effective bootstrap servers */
+    char *brokers;    /* effective bootstrap servers */
     rd_kafka_t *rk;   /* consumer */
     rd_kafka_t *prod; /* producer */
     struct consumer_opts o;
@@ -20,8 +20,8 @@ struct consumer {
     uint64_t rebalances; /* bumped by every rebalance callback */
 };
 
-static int consumer_set(rd_kafka_conf_t *conf, const char *k, const char *v, bool secret,
-                        char *err, size_t errlen)
+static int consumer_set(rd_kafka_conf_t *conf, const char *k, const char *v, bool secret, char *err,
+                        size_t errlen)
 {
     char e[512];
     if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
@@ -111,18 +111,32 @@ static void consumer_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static void consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    enum log_level l = level <= 3 ? LOG_ERR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    enum log_level l = level <= 3   ? LOG_ERR
+                       : level == 4 ? LOG_WARN
+                       : level <= 6 ? LOG_INFO
+                                    : LOG_DEBUG;
     log_msg(l, "rdkafka", "%s: %s", fac, buf);
 }
 
 /* Consumer-only properties, not handed to the producer (librdkafka would warn). */
 static bool consumer_only_property(const char *k)
 {
-    static const char *const prefixes[] = {
-        "group.", "session.timeout.ms", "heartbeat.interval.ms", "auto.", "fetch.", "queued.",
-        "enable.auto.", "max.poll.interval.ms", "partition.assignment.strategy",
-        "isolation.level", "check.crcs", "coordinator.", "enable.partition.eof",
-        "allow.auto.create.topics", "consume.callback.max.messages", "offset.store."};
+    static const char *const prefixes[] = {"group.",
+                                           "session.timeout.ms",
+                                           "heartbeat.interval.ms",
+                                           "auto.",
+                                           "fetch.",
+                                           "queued.",
+                                           "enable.auto.",
+                                           "max.poll.interval.ms",
+                                           "partition.assignment.strategy",
+                                           "isolation.level",
+                                           "check.crcs",
+                                           "coordinator.",
+                                           "enable.partition.eof",
+                                           "allow.auto.create.topics",
+                                           "consume.callback.max.messages",
+                                           "offset.store."};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (strncmp(k, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -302,10 +316,10 @@ int consumer_produce(struct consumer *c, const char *topic, const void *key, siz
                      const void *val, size_t len)
 {
     for (int tries = 0; tries < 1000; tries++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            c->prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, keylen),
-            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(c->prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, keylen),
+                              RD_KAFKA_V_VALUE((void *)val, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (!e)
             return 0;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {

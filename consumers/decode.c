@@ -201,7 +201,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-
 /* Offset of the first byte that is not valid UTF-8, or n. */
 static size_t utf8_check(const unsigned char *s, size_t n)
 {

@@ -33,24 +33,24 @@ enum review_role { ROLE_SELF, ROLE_MANAGER, ROLE_INDIRECT_MANAGER, ROLE_COUNT };
 struct event {
     enum event_topic topic;
     enum event_type type;
-    int64_t ts_ms;         /* event time, epoch ms (finer fractions truncated) */
-    const char *event_id;  /* 1..128 bytes */
-    const char *shop_id;   /* "default" when absent */
+    int64_t ts_ms;        /* event time, epoch ms (finer fractions truncated) */
+    const char *event_id; /* 1..128 bytes */
+    const char *shop_id;  /* "default" when absent */
     const char *conversation_id;
     const char *agent_id;
     const char *to_agent_id;
     const char *customer_id;
     const char *order_id;
-    const char *item;      /* review */
-    const char *reviewer;  /* review */
-    const char *reason;    /* flagged */
+    const char *item;     /* review */
+    const char *reviewer; /* review */
+    const char *reason;   /* flagged */
     enum event_direction direction;
     enum review_role role;
-    int64_t amount_cents;  /* created/paid/refunded/target; -1 when absent */
-    double score, max;     /* review; max defaults to 100 */
-    struct period period;  /* review/target: the labelled period */
+    int64_t amount_cents;     /* created/paid/refunded/target; -1 when absent */
+    double score, max;        /* review; max defaults to 100 */
+    struct period period;     /* review/target: the labelled period */
     int32_t from_day, to_day; /* absence, days since 1970-01-01, inclusive */
-    char *arena;           /* owned */
+    char *arena;              /* owned */
 };
 
 const char *event_type_name(enum event_type t);

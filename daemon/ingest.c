@@ -31,10 +31,10 @@ struct part {
     struct agg_part *agg;
     struct delta *delta;
     struct map *registered; /* agg_ctx.registered of delta */
-    int64_t committed; /* next offset to read as stored in Redis; -1 none */
+    int64_t committed;      /* next offset to read as stored in Redis; -1 none */
     uint64_t seq;
-    int64_t next;      /* offset after the last message processed in this batch */
-    int64_t wm_ms;     /* largest ts delivered */
+    int64_t next;             /* offset after the last message processed in this batch */
+    int64_t wm_ms;            /* largest ts delivered */
     int64_t last_delivery_ms; /* wall */
     int64_t attributed_ms; /* orders: global watermark its orders are attributed up to; -1 others */
     int64_t attributing_ms; /* the global watermark of the attribution pass being committed */
@@ -276,7 +276,8 @@ static void ingest_on_revoke(void *ud, const rd_kafka_topic_partition_list_t *pa
     struct ingest *in = ud;
     for (int i = 0; i < parts->cnt; i++) {
         char name[300];
-        snprintf(name, sizeof(name), "%s:%d", parts->elems[i].topic, (int)parts->elems[i].partition);
+        snprintf(name, sizeof(name), "%s:%d", parts->elems[i].topic,
+                 (int)parts->elems[i].partition);
         part_free(map_del(in->parts, name));
     }
 }
@@ -361,13 +362,14 @@ static void ingest_dead(struct ingest *in, enum dl_reason reason, const char *de
         detail = cut;
         len = DECODE_MAX_BYTES;
     }
-    char *rec = decode_deadletter_json(reason, detail, topic, part, offset, clock_wall_ms(), raw,
-                                       len);
+    char *rec =
+        decode_deadletter_json(reason, detail, topic, part, offset, clock_wall_ms(), raw, len);
     if (!rec)
         return;
     consumer_produce(in->kc, in->cfg->topic_deadletter, NULL, 0, rec, strlen(rec));
-    log_msg(LOG_DEBUG, "ingest", "dead letter reason=%s topic=%s partition=%d offset=%" PRId64
-            " detail=%s", dl_reason_name(reason), topic, (int)part, offset, detail);
+    log_msg(LOG_DEBUG, "ingest",
+            "dead letter reason=%s topic=%s partition=%d offset=%" PRId64 " detail=%s",
+            dl_reason_name(reason), topic, (int)part, offset, detail);
     free(rec);
 }
 
@@ -397,12 +399,12 @@ static int ingest_prefetch(struct ingest *in, struct part *p, const struct event
         char **vals = xcalloc(nm, sizeof(*vals));
         size_t *lens = xcalloc(nm, sizeof(*lens));
         enum store_state which = p->kind == TOPIC_CHAT ? STORE_CONV : STORE_ORD;
-        rc = store_state_get(in->st, p->topic, p->number, which, nm, (const char *const *)ids,
-                             vals, lens, err, errlen);
+        rc = store_state_get(in->st, p->topic, p->number, which, nm, (const char *const *)ids, vals,
+                             lens, err, errlen);
         for (size_t i = 0; i < nm; i++) {
             if (rc == 0 && agg_part_load(p->agg, ids[i], vals[i], lens[i]) < 0)
-                log_msg(LOG_ERR, "ingest", "malformed state record partition=%s id=\"%s\"",
-                        p->name, ids[i]);
+                log_msg(LOG_ERR, "ingest", "malformed state record partition=%s id=\"%s\"", p->name,
+                        ids[i]);
             free(vals[i]);
         }
         free(vals);
@@ -730,8 +732,8 @@ static void ingest_process(struct ingest *in, size_t n)
         p->touched = true;
         p->last_delivery_ms = now;
         char detail[256] = "";
-        enum dl_reason r = decode_event(p->kind, m->payload, m->len, &dopt, &evs[i], detail,
-                                        sizeof(detail));
+        enum dl_reason r =
+            decode_event(p->kind, m->payload, m->len, &dopt, &evs[i], detail, sizeof(detail));
         if (r != DL_NONE) {
             ingest_dead(in, r, detail, p->topic, p->number, m->offset, m->payload, m->len);
             continue;
@@ -744,8 +746,8 @@ static void ingest_process(struct ingest *in, size_t n)
         idx[nids++] = i;
     }
     /* 2. dedup claims */
-    if (store_dedup(in->st, nids, ids, (const char *const *)claims, in->cfg->dedup_window_ms,
-                    dup, err, sizeof(err)) < 0) {
+    if (store_dedup(in->st, nids, ids, (const char *const *)claims, in->cfg->dedup_window_ms, dup,
+                    err, sizeof(err)) < 0) {
         ingest_redis_failed(in, "dedup", err);
         goto out;
     }

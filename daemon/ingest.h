@@ -17,7 +17,7 @@
 struct ingest;
 
 struct ingest_stats {
-    uint64_t events;                      /* applied */
+    uint64_t events; /* applied */
     uint64_t duplicates;
     uint64_t deadletters[16]; /* by enum dl_reason (DL_REASON_COUNT <= 16) */
     uint64_t batches, commits, fenced, redis_errors;

@@ -39,7 +39,8 @@ static int load_config(struct csm_config *cfg, const char *path)
 {
     char err[1024];
     config_init(cfg);
-    if (config_load(cfg, path, err, sizeof(err)) < 0 || config_validate(cfg, err, sizeof(err)) < 0) {
+    if (config_load(cfg, path, err, sizeof(err)) < 0 ||
+        config_validate(cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
@@ -55,22 +56,27 @@ static void reload(struct csm_config *cfg, const char *path, struct ingest *in,
     struct csm_config next;
     char err[1024];
     config_init(&next);
-    if (config_load(&next, path, err, sizeof(err)) < 0 || config_validate(&next, err, sizeof(err)) < 0) {
-        log_msg(LOG_ERR, "main", "reload failed, keeping the running configuration and rules: %s", err);
+    if (config_load(&next, path, err, sizeof(err)) < 0 ||
+        config_validate(&next, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERR, "main", "reload failed, keeping the running configuration and rules: %s",
+                err);
         config_release(&next);
         return;
     }
     struct rule_set *set = rule_set_load_dir(next.rules_dir, err, sizeof(err));
     if (!set) {
-        log_msg(LOG_ERR, "main", "reload failed, keeping the running configuration and rules: %s", err);
+        log_msg(LOG_ERR, "main", "reload failed, keeping the running configuration and rules: %s",
+                err);
         config_release(&next);
         period_tz_set(cfg->timezone, err, sizeof(err));
         return;
     }
     if (strcmp(next.kafka_brokers, cfg->kafka_brokers) || strcmp(next.redis_url, cfg->redis_url) ||
         strcmp(next.kafka_group_id, cfg->kafka_group_id) ||
-        strcmp(next.redis_key_prefix, cfg->redis_key_prefix) || strcmp(next.timezone, cfg->timezone))
-        log_msg(LOG_WARN, "main", "reload: kafka, redis and timezone changes apply at the next restart");
+        strcmp(next.redis_key_prefix, cfg->redis_key_prefix) ||
+        strcmp(next.timezone, cfg->timezone))
+        log_msg(LOG_WARN, "main",
+                "reload: kafka, redis and timezone changes apply at the next restart");
     period_tz_set(cfg->timezone, err, sizeof(err));
     cfg->lateness_ms = next.lateness_ms;
     cfg->idle_timeout_ms = next.idle_timeout_ms;
@@ -104,8 +110,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--config-reference") == 0) {
             config_print_reference(stdout); /* the README's configuration table */
             return 0;
-        }
-        else if (strcmp(argv[i], "--version") == 0) {
+        } else if (strcmp(argv[i], "--version") == 0) {
             printf("csmetricsd %s\n", CSM_VERSION);
             return 0;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -161,8 +166,8 @@ int main(int argc, char **argv)
     ingest_set_rules(in, rules);
     struct rules_run *rr = rules_run_new(rules);
     rules = NULL; /* owned by rr */
-    log_msg(LOG_NOTICE, "main", "csmetricsd %s starting config=%s brokers=%s rules=%zu", CSM_VERSION,
-            path, cfg.kafka_brokers, rules_run_set(rr)->n);
+    log_msg(LOG_NOTICE, "main", "csmetricsd %s starting config=%s brokers=%s rules=%zu",
+            CSM_VERSION, path, cfg.kafka_brokers, rules_run_set(rr)->n);
     uint64_t wd_usec = 0;
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
     int64_t next_wd = 0, next_status = 0, next_rules = 0;

@@ -153,8 +153,8 @@ static int rr_evaluate(const struct rules_env *env, const struct rule *r, const 
     rr_tag(&tag, prefix, r->name, shop);
     int rc = -1;
     redisReply *agents = NULL, *prevs = NULL, *streaks = NULL;
-    e->in = (struct eval_input){.rule = r, .shop_id = shop, .period = *p, .final = final,
-                                .version = CSM_VERSION};
+    e->in = (struct eval_input){
+        .rule = r, .shop_id = shop, .period = *p, .final = final, .version = CSM_VERSION};
     int fr = store_read_figures(env->st, team.data, p, &e->in.team, err, sizeof(err));
     if (fr != 0) {
         if (fr < 0)
@@ -375,8 +375,9 @@ static int rr_emit(const struct rules_env *env, const struct buf *tag, const str
     free(sk);
     free(mk);
     if (rc == 0)
-        log_msg(LOG_NOTICE, "rules", "period closed rule=%s shop=%s period=%s snapshots=%zu alerts=%zu",
-                r->name, shop, p->label, snaps->elements / 2, alerts->elements / 2);
+        log_msg(LOG_NOTICE, "rules",
+                "period closed rule=%s shop=%s period=%s snapshots=%zu alerts=%zu", r->name, shop,
+                p->label, snaps->elements / 2, alerts->elements / 2);
 out:
     if (rc < 0)
         log_msg(LOG_ERR, "rules", "cannot emit close rule=%s shop=%s period=%s: %s", r->name, shop,

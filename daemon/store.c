@@ -192,7 +192,8 @@ int store_partition_recover(struct store *s, const char *topic, int32_t part,
     }
     m->off = r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10) : -1;
     m->seq = r->element[1]->type == REDIS_REPLY_STRING ? strtoull(r->element[1]->str, NULL, 10) : 0;
-    m->wm_ms = r->element[3]->type == REDIS_REPLY_STRING ? strtoll(r->element[3]->str, NULL, 10) : 0;
+    m->wm_ms =
+        r->element[3]->type == REDIS_REPLY_STRING ? strtoll(r->element[3]->str, NULL, 10) : 0;
     if (r->element[2]->type == REDIS_REPLY_STRING) {
         const char *jseq = r->element[2]->str;
         j = rconn_command(s->rc, err, errlen, "GET %s", journal);
@@ -213,8 +214,8 @@ int store_partition_recover(struct store *s, const char *topic, int32_t part,
             if (store_exec_all(s, err, errlen, "replaying journal") < 0)
                 goto out;
         }
-        redisReply *d = rconn_command(s->rc, err, errlen, "FCALL csm_done 2 %s %s %s", meta,
-                                      journal, jseq);
+        redisReply *d =
+            rconn_command(s->rc, err, errlen, "FCALL csm_done 2 %s %s %s", meta, journal, jseq);
         if (!d)
             goto out;
         freeReplyObject(d);
@@ -411,8 +412,8 @@ int store_commit_batches(struct store *s, const struct store_batch *b, size_t n,
                          struct delta *merged, bool *fenced, char *err, size_t errlen)
 {
     struct buf *journals = xcalloc(n + 1, sizeof(*journals));
-    char (*pids)[256] = xcalloc(n + 1, sizeof(*pids));
-    char (*seqs)[24] = xcalloc(n + 1, sizeof(*seqs));
+    char(*pids)[256] = xcalloc(n + 1, sizeof(*pids));
+    char(*seqs)[24] = xcalloc(n + 1, sizeof(*seqs));
     const char **pp = xcalloc(n + 1, sizeof(*pp)), **sp = xcalloc(n + 1, sizeof(*sp));
     int rc = 0;
     redisReply **rep = NULL;
@@ -517,7 +518,7 @@ int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
     struct argv a = {0};
     char now[24];
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
-    char (*nums)[3][24] = xcalloc(n + 1, sizeof(*nums));
+    char(*nums)[3][24] = xcalloc(n + 1, sizeof(*nums));
     argv_pushs(&a, "FCALL");
     argv_pushs(&a, "csm_wm");
     argv_pushs(&a, "3");
@@ -631,9 +632,9 @@ static int64_t store_int(const redisReply *r)
 int store_read_figures(struct store *s, const char *owner_tag, const struct period *p,
                        struct kpi_figures *f, char *err, size_t errlen)
 {
-    static const char *const names[] = {"c",          "inq",      "rep",        "ord",
-                                        "paid",       "ocreated", "opaid",      "orefunded",
-                                        "ocancelled", "oflagged", "w",          "rv"};
+    static const char *const names[] = {"c",          "inq",      "rep",   "ord",
+                                        "paid",       "ocreated", "opaid", "orefunded",
+                                        "ocancelled", "oflagged", "w",     "rv"};
     enum { NNAMES = sizeof(names) / sizeof(names[0]) };
     struct buf keys[NNAMES + 2];
     struct argv a = {0};
@@ -722,7 +723,8 @@ int store_read_figures(struct store *s, const char *owner_tag, const struct peri
         bool known = false;
         for (int role = 0; role < ROLE_COUNT; role++)
             if (strlen(review_role_name((enum review_role)role)) == (size_t)(colon - fld) &&
-                strncmp(fld, review_role_name((enum review_role)role), (size_t)(colon - fld)) == 0) {
+                strncmp(fld, review_role_name((enum review_role)role), (size_t)(colon - fld)) ==
+                    0) {
                 kr->role = (enum review_role)role;
                 known = true;
             }

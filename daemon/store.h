@@ -29,8 +29,8 @@ void store_destroy(struct store *s);
 const char *store_prefix(const struct store *s);
 
 struct store_partition_meta {
-    int64_t off;  /* next offset to read; -1 when none stored */
-    uint64_t seq; /* last committed batch sequence */
+    int64_t off;   /* next offset to read; -1 when none stored */
+    uint64_t seq;  /* last committed batch sequence */
     int64_t wm_ms; /* largest ts committed; 0 when none */
 };
 
@@ -67,7 +67,7 @@ struct store_batch {
     int64_t expected_off, new_off;
     int64_t wm_ms; /* the partition's watermark after this batch (stored with it); 0: none */
     uint64_t seq;
-    struct delta *delta;          /* borrowed */
+    struct delta *delta; /* borrowed */
     struct store_kv *state[STORE_STATE_COUNT];
     size_t nstate[STORE_STATE_COUNT];
 };

@@ -544,7 +544,6 @@ static void apply_quotas(const struct rule *r, const int *quota_grade, int *g, s
 
 /* ---- JSON ---- */
 
-
 /* A yajl generator that remembers its first failure, so writers need not check each call. */
 struct jg {
     yajl_gen g;

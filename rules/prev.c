@@ -65,9 +65,9 @@ static void prev_object(struct prev_values *p, yajl_val obj, const char *prefix)
         else if (YAJL_IS_STRING(v))
             prev_values_add(p, name, prev_str(YAJL_GET_STRING(v)));
         else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
-            prev_values_add(p, name,
-                            (struct expr_value){
-                                .defined = true, .type = EXPR_BOOL, .b = YAJL_IS_TRUE(v)});
+            prev_values_add(
+                p, name,
+                (struct expr_value){.defined = true, .type = EXPR_BOOL, .b = YAJL_IS_TRUE(v)});
     }
 }
 
@@ -77,10 +77,9 @@ void prev_values_parse(struct prev_values *p, const char *snapshot_json)
     yajl_val root = yajl_tree_parse(snapshot_json, errbuf, sizeof(errbuf));
     if (!root)
         return;
-    const char *score[] = {"score", NULL}, *rank[] = {"rank", NULL},
-               *rb[] = {"rank_bottom", NULL}, *ts[] = {"team_size", NULL},
-               *grade[] = {"grade", NULL}, *metrics[] = {"metrics", NULL},
-               *points[] = {"points", NULL};
+    const char *score[] = {"score", NULL}, *rank[] = {"rank", NULL}, *rb[] = {"rank_bottom", NULL},
+               *ts[] = {"team_size", NULL}, *grade[] = {"grade", NULL},
+               *metrics[] = {"metrics", NULL}, *points[] = {"points", NULL};
     yajl_val v;
     double r = NAN, t = NAN;
     if ((v = yajl_tree_get(root, score, yajl_t_number)))
@@ -95,7 +94,8 @@ void prev_values_parse(struct prev_values *p, const char *snapshot_json)
         prev_values_add(p, "percentile", prev_num(t <= 1 ? 100 : 100 * (t - r) / (t - 1)));
     if ((v = yajl_tree_get(root, grade, yajl_t_string)))
         prev_values_add(p, "grade", prev_str(YAJL_GET_STRING(v)));
-    prev_values_add(p, "eligible", (struct expr_value){.defined = true, .type = EXPR_BOOL, .b = true});
+    prev_values_add(p, "eligible",
+                    (struct expr_value){.defined = true, .type = EXPR_BOOL, .b = true});
     prev_object(p, yajl_tree_get(root, metrics, yajl_t_object), "");
     prev_object(p, yajl_tree_get(root, points, yajl_t_object), "points.");
     yajl_tree_free(root);

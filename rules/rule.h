@@ -27,8 +27,8 @@ struct rule_score_line {
     char *kpi;
     double weight;
     enum rule_map map;
-    double zero, full;         /* linear */
-    struct rule_band *bands;   /* bands */
+    double zero, full;       /* linear */
+    struct rule_band *bands; /* bands */
     size_t nbands;
 };
 
@@ -45,7 +45,8 @@ struct rule_quota {
     char *grade;  /* names a grade of the file */
     bool has_max; /* at most floor(max × team.size) agents */
     double max;
-    bool has_min; /* at least floor(min × team.size) of the lowest-ranked agents this grade or lower */
+    bool has_min; /* at least floor(min × team.size) of the lowest-ranked agents this grade or lower
+                   */
     double min;
 };
 
@@ -58,22 +59,23 @@ struct rule_payout {
 
 struct rule_alert {
     char *name;
-    struct expr *expr;   /* bool */
-    char *severity;      /* default "warning" */
-    char *summary;       /* template with {{agent}}, {{score}}, {{period}}, {{shop}}, {{value}}, {{rule}}, {{alert}} and any name; NULL: default text */
-    int for_n;           /* 0/1: this period; N: N consecutive closed periods */
-    bool live;           /* also evaluated during the period at `interval` */
+    struct expr *expr; /* bool */
+    char *severity;    /* default "warning" */
+    char *summary; /* template with {{agent}}, {{score}}, {{period}}, {{shop}}, {{value}}, {{rule}},
+                      {{alert}} and any name; NULL: default text */
+    int for_n;     /* 0/1: this period; N: N consecutive closed periods */
+    bool live;     /* also evaluated during the period at `interval` */
 };
 
 struct rule {
     char *path;
     char *name;
-    char sha256[65];     /* hex of the file's bytes */
+    char sha256[65]; /* hex of the file's bytes */
     enum period_kind period;
     int64_t interval_ms; /* 0: no live evaluation */
     bool has_lateness;
     int64_t lateness_ms;
-    char **shops;        /* ["*"] means every shop */
+    char **shops; /* ["*"] means every shop */
     size_t nshops;
     struct expr *eligible; /* NULL: everyone with figures */
     bool has_assessor[ROLE_COUNT];
