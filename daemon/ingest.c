@@ -55,6 +55,7 @@ struct ingest {
     rd_kafka_message_t **msgs;
     struct map *live; /* "tag\x1flabel" of figures changed since the last live refresh */
     uint64_t dl_published[DL_REASON_COUNT]; /* dead letters already counted in Redis */
+    bool fatal;
 };
 
 static enum event_topic ingest_topic_kind(const struct ingest *in, const char *topic)
@@ -168,6 +169,11 @@ struct store *ingest_store(struct ingest *in)
 struct consumer *ingest_consumer(struct ingest *in)
 {
     return in->kc;
+}
+
+bool ingest_failed(const struct ingest *in)
+{
+    return in->fatal;
 }
 
 bool ingest_ready(const struct ingest *in)
@@ -294,8 +300,10 @@ int ingest_start(struct ingest *in, char *err, size_t errlen)
         struct consumer_opts o = {
             .cfg = in->cfg, .on_assign = ingest_on_assign, .on_revoke = ingest_on_revoke, .ud = in};
         in->kc = consumer_new(&o, err, errlen);
-        if (!in->kc)
+        if (!in->kc) {
+            in->fatal = true; /* librdkafka refused the configuration: retrying cannot help */
             return -1;
+        }
     }
     return 0;
 }
@@ -877,8 +885,12 @@ void ingest_step(struct ingest *in)
 {
     if (!in->kc) {
         char err[512];
-        if (ingest_start(in, err, sizeof(err)) < 0)
-            log_complain(&in->redis_complaint, LOG_ERR, "ingest", "cannot start: %s", err);
+        if (ingest_start(in, err, sizeof(err)) < 0) {
+            if (in->fatal)
+                log_msg(LOG_ERR, "ingest", "cannot start: %s", err);
+            else
+                log_complain(&in->redis_complaint, LOG_ERR, "ingest", "cannot start: %s", err);
+        }
         return;
     }
     if (in->resync || !in->redis_ok) {

@@ -35,6 +35,9 @@ int ingest_start(struct ingest *in, char *err, size_t errlen);
 /* One iteration: poll a batch (up to batch_max_wait), process, commit; periodic
  * watermark/attribution work. Never fails: outages are logged, counted, retried. */
 void ingest_step(struct ingest *in);
+/* true when the Kafka client refused the configuration (a conflict between settings
+ * that loading could not see): the daemon exits 1, as on any configuration error. */
+bool ingest_failed(const struct ingest *in);
 /* true once Redis and Kafka have been reached and state is healthy. */
 bool ingest_ready(const struct ingest *in);
 const struct ingest_stats *ingest_stats(const struct ingest *in);

@@ -172,8 +172,13 @@ int main(int argc, char **argv)
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
     int64_t next_wd = 0, next_status = 0, next_rules = 0;
     bool ready = false;
+    int status = 0;
     while (!stop_requested) {
         ingest_step(in);
+        if (ingest_failed(in)) {
+            status = 1;
+            break;
+        }
         int64_t now = clock_mono_ms();
         if (!ready && ingest_ready(in)) {
             ready = true;
@@ -213,5 +218,5 @@ int main(int argc, char **argv)
     ingest_destroy(in);
     rules_run_destroy(rr);
     config_release(&cfg);
-    return 0;
+    return status;
 }

@@ -1,19 +1,19 @@
 #!/bin/sh
-# Period close across restarts (issue 3): two simulated months (July and August 2026, plus
-# a September tail that closes August) under two monthly rule files, with the daemon killed
-# with SIGKILL before July closes, as it closes, between the closes, as August closes, and
-# once more in the crash window between recording a close in Redis and marking it emitted.
-# Checks: the snapshots topic holds exactly one final snapshot per eligible agent, month and
-# rule (re-produced copies byte-identical, keyed by their snapshot_id); Redis holds exactly
-# the same ones; their values equal an offline recomputation (`csmetrics test --json`) from
-# the same raw events; close alerts likewise; nothing went to the dead-letter topic.
+# Period close across restarts (issue 3): two simulated months (July, August 2026, then a
+# September tail) under two monthly rule files; csmetricsd is killed with SIGKILL while July
+# is consumed, as July closes, while August is consumed, as August closes, and once more with
+# August's closes rewound in Redis to the crash window (recorded, not yet emitted). Checks:
+# Kafka holds one final snapshot per eligible agent, month and rule (copies byte-identical),
+# Redis the same ones, equal to `csmetrics test --json` on the raw events; close alerts too.
 . "$(dirname "$0")/lib.sh"
 R=$WORK/r.sock
 RULES="plan2-weighted-kpi-levels close-restart"
 SHOPS="shop-1 shop-2"
 
 # ---- the stream: three windows of `csmetrics simulate` (a day in July, one at the end of
-# August, a night in September), their conversation and order ids prefixed per window ----
+# August, a night in September), their conversation and order ids prefixed per window.
+# Column 1 is the stage it is produced in: 1 = July and August 31 until 09:00 (all there
+# when the daemon starts), 2 = the rest of August, 3 = September ----
 cat >"$WORK/gen.py" <<'PY'
 import re, subprocess, sys
 wins = [("a", 31, "2026-07-31T00:00:00+08:00", "1d"),
@@ -23,16 +23,23 @@ for pre, seed, start, dur in wins:
     r = subprocess.run([sys.argv[1], "simulate", "--seed", str(seed), "--agents", "4", "--shops", "2",
                         "--customers", "300", "--start", start, "--duration", dur, "--jsonl"],
                        capture_output=True, text=True, check=True)
-    for line in r.stdout.splitlines():
+    stage = {"a": 1, "b": 1, "c": 3}[pre]
+    for line in r.stdout.splitlines():  # in event time order across topics
         topic, key, js = line.split("\t", 2)
+        if pre == "b" and stage == 1 and re.search(r'"ts":"2026-08-31T(09|1\d|2\d):', js):
+            stage = 2
         if topic != "cs.reviews" and (topic != "cs.chat" or '"conversation_id"' in js):
             key = pre + key
         js = re.sub(r'"(conversation_id|order_id)":"', lambda m: m.group(0) + pre, js)
-        print(f"{topic}\t{key}\t{js}")
+        print(f"{stage}\t{topic}\t{key}\t{js}")
 PY
 python3 "$WORK/gen.py" "$CSMETRICS" >"$WORK/stream.tsv" || { fail "cannot generate the stream"; finish; exit 1; }
+cut -f2- "$WORK/stream.tsv" >"$WORK/events.tsv"
 TOTAL=$(wc -l <"$WORK/stream.tsv")
+count() { awk -F'\t' -v s="$1" -v t="${2:-}" '$1 <= s && (t == "" || $2 == t || $1 < s)' "$WORK/stream.tsv" | wc -l; }
+S1=$(count 1)
 W1=$(grep -c '"event_id":"sim-31-' "$WORK/stream.tsv")
+echo "  stream: $TOTAL events; stage 1 (July, August 31 until 09:00) $S1, stage 2 $(($(count 2) - S1)), stage 3 (September) $((TOTAL - $(count 2)))"
 
 # ---- the rules: plan 2 as shipped, and one with eligibility, prev.*, payouts and `for` ----
 cp "$ROOT/rules/examples/plan2.yaml" "$WORK/rules/"
@@ -80,7 +87,7 @@ with open(out, "w") as f:
             f.write("    expect: {}\n    events:\n")
             f.writelines(ev)
 PY
-python3 "$WORK/mktest.py" "$WORK/stream.tsv" "$WORK/offline.test.yaml"
+python3 "$WORK/mktest.py" "$WORK/events.tsv" "$WORK/offline.test.yaml"
 if "$CSMETRICS" test --json "$WORK/offline.test.yaml" >"$WORK/offline.out" 2>&1; then
     grep '^{' "$WORK/offline.out" >"$WORK/offline.jsonl"
     ok "offline recomputation: $(wc -l <"$WORK/offline.jsonl") final snapshots from $TOTAL events"
@@ -88,13 +95,20 @@ else
     fail "csmetrics test --json: $(tail -5 "$WORK/offline.out")"
 fi
 
-# ---- produce everything up front (each partition in ts order: nothing is late) ----
+# ---- the daemon: stage 1 is produced before it starts; stages 2 and 3 later, each chat
+# first and its orders and reviews once the chat is committed. With idle_timeout 0 a
+# partition at its end stops holding the watermark back, so an order must not be read before
+# the messages that attribute it; each stage lies within one day, so nothing is late ----
 start_redis r
 start_kafka --partitions 4
-for t in cs.chat shop.orders cs.reviews; do
-    grep "^$t	" "$WORK/stream.tsv" | cut -f2- | kcat -P -b "$BROKERS" -t $t -K "$(printf '\t')" ||
-        { fail "kcat -P $t"; finish; exit 1; }
-done
+produce() { # produce STAGE TOPIC...
+    st=$1; shift
+    for t in "$@"; do
+        awk -F'\t' -v s="$st" -v t="$t" '$1 == s && $2 == t' "$WORK/stream.tsv" | cut -f3- |
+            kcat -P -b "$BROKERS" -t "$t" -K "$(printf '\t')" || fail "kcat -P $t (stage $st)"
+    done
+}
+produce 1 cs.chat shop.orders cs.reviews
 write_config "$WORK/c0.yaml" closer "unix://$R" <<EOF2
 timezone: Asia/Shanghai
 periods: [day, month]
@@ -113,6 +127,14 @@ states() {
 }
 all_emitted() { [ "$(states "$1")" = "emitted emitted emitted emitted" ]; }
 none_recorded() { [ "$(states "$1")" = "- - - -" ]; }
+some_recorded() { ! none_recorded "$1"; }
+committed_at_least() { [ "$(committed_total "$R" 0)" -ge "$1" ]; }
+# wait_until SECONDS STEP CMD...: polls CMD every STEP seconds
+wait_until() {
+    limit=$1 step=$2; shift 2
+    end=$(($(date +%s) + limit))
+    until "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep "$step"; done
+}
 KILLS=0
 kill_restart() { # kill_restart WHAT: SIGKILL the daemon, say when, start it again
     kill -9 "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null
@@ -120,19 +142,11 @@ kill_restart() { # kill_restart WHAT: SIGKILL the daemon, say when, start it aga
     echo "  kill -9 #$KILLS $1: $(committed_total "$R" 0)/$TOTAL committed, July [$(states 2026-07)], August [$(states 2026-08)]"
     start_daemon "$WORK/c.yaml" "$WORK/d.log"
 }
-# wait_until SECONDS STEP CMD...: polls CMD every STEP seconds
-wait_until() {
-    limit=$1 step=$2; shift 2
-    end=$(($(date +%s) + limit))
-    until "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep "$step"; done
-}
-committed_at_least() { [ "$(committed_total "$R" 0)" -ge "$1" ]; }
-some_recorded() { ! none_recorded "$1"; }
 T0=$(date +%s)
 start_daemon "$WORK/c.yaml" "$WORK/d.log"
 
 # 1: while July is being consumed
-if wait_until 30 0.05 committed_at_least $((W1 / 3)) && none_recorded 2026-07; then
+if wait_until 30 0.02 committed_at_least $((W1 / 3)) && none_recorded 2026-07; then
     kill_restart "while consuming July"
     ok "killed while consuming July, before its close"
 else
@@ -145,29 +159,43 @@ if wait_until 40 0.02 some_recorded 2026-07; then
 else
     fail "July never closed (committed $(committed_total "$R" 0)/$TOTAL)"
 fi
-# 3: after every July close was emitted, while August is consumed
-if wait_until 40 0.05 all_emitted 2026-07; then
-    if none_recorded 2026-08 && [ "$(committed_total "$R" 0)" -lt "$TOTAL" ]; then
-        kill_restart "between the closes"
-        ok "killed after July closed, while consuming August"
-    else
-        fail "August closed before the kill between the closes: [$(states 2026-08)]"
-    fi
+wait_settled "$R" 0 "$S1" && wait_until 30 0.1 all_emitted 2026-07 && none_recorded 2026-08 &&
+    ok "stage 1 committed ($S1), July closed and emitted for both rules and shops, August open" ||
+    fail "after stage 1: $(committed_total "$R" 0)/$S1 committed, July [$(states 2026-07)], August [$(states 2026-08)]"
+# 3: after July closed, while the rest of August is consumed
+produce 2 cs.chat
+if wait_until 30 0.02 committed_at_least $((S1 + 1)); then
+    kill_restart "consuming August after July closed"
+    ok "killed after July closed, while consuming August"
 else
-    fail "July not emitted after a restart: [$(states 2026-07)]"
+    fail "stage 2 not consumed: $(committed_total "$R" 0) committed"
 fi
-# 4: as soon as an August close is recorded
-if wait_until 40 0.02 some_recorded 2026-08; then
+wait_committed "$R" 0 "$(count 2 cs.chat)" 60 || fail "stage 2 chat not committed: $(committed_total "$R" 0)"
+produce 2 shop.orders cs.reviews
+wait_settled "$R" 0 "$(count 2)" && none_recorded 2026-08 &&
+    ok "stage 2 committed, August still open" ||
+    fail "after stage 2: $(committed_total "$R" 0)/$(count 2) committed, August [$(states 2026-08)]"
+# 4: as soon as an August close is recorded: September's first messages move the watermark
+produce 3 cs.chat
+if wait_until 20 0.02 some_recorded 2026-08; then
     kill_restart "as August closes"
     ok "killed as August closed"
-else
-    fail "August never closed (committed $(committed_total "$R" 0)/$TOTAL)"
+fi
+wait_committed "$R" 0 "$(count 3 cs.chat)" 60 || fail "stage 3 chat not committed: $(committed_total "$R" 0)"
+produce 3 shop.orders cs.reviews
+if [ "$KILLS" -lt 4 ]; then
+    if wait_until 40 0.02 some_recorded 2026-08; then
+        kill_restart "as August closes"
+        ok "killed as August closed"
+    else
+        fail "August never closed (committed $(committed_total "$R" 0)/$TOTAL)"
+    fi
 fi
 wait_settled "$R" 0 "$TOTAL" && ok "all $TOTAL messages committed after $KILLS kills" ||
     fail "stuck at $(committed_total "$R" 0)/$TOTAL (pending $(pending_total "$R" 0))"
-wait_until 30 0.1 all_emitted 2026-08 && all_emitted 2026-07 &&
-    ok "July and August closed and emitted for both rules and shops" ||
-    fail "closes not emitted: July [$(states 2026-07)], August [$(states 2026-08)]"
+wait_until 30 0.1 all_emitted 2026-08 && all_emitted 2026-07 && none_recorded 2026-09 &&
+    ok "July and August closed and emitted for both rules and shops; September open" ||
+    fail "closes: July [$(states 2026-07)], August [$(states 2026-08)], September [$(states 2026-09)]"
 
 # 5: the crash window: Redis holds August's close (state evaluated, cursor still at July's
 # end) but Kafka may or may not have the records. A restart must re-produce exactly them.
@@ -178,7 +206,7 @@ for rule in $RULES; do for shop in $SHOPS; do
     redis-cli -s "$R" hset "csm:{x:$rule:$shop}:meta" closed "$AUG1" >/dev/null
 done; done
 KILLS=$((KILLS + 1))
-echo "  kill -9 #$KILLS and August's closes rewound to 'evaluated' (the crash before 'emitted')"
+echo "  kill -9 #$KILLS, August's closes rewound to 'evaluated' (a crash before 'emitted')"
 start_daemon "$WORK/c.yaml" "$WORK/d.log"
 wait_until 30 0.1 all_emitted 2026-08 && ok "the rewound August closes were emitted again" ||
     fail "rewound closes not emitted: [$(states 2026-08)]"
@@ -192,6 +220,9 @@ kcat -C -b "$BROKERS" -t cs.deadletter -e -q >"$WORK/k_dead.txt" 2>/dev/null
 for rule in $RULES; do for shop in $SHOPS; do for m in 2026-07 2026-08; do
     redis-cli -s "$R" hvals "csm:{x:$rule:$shop}:$m:alerts"
 done; done; done | grep '^{' >"$WORK/r_alerts.jsonl"
+for rule in $RULES; do for shop in $SHOPS; do
+    redis-cli -s "$R" xrange "csm:{x:$rule:$shop}:snapshots" - + | grep '^{'
+done; done >"$WORK/r_stream.jsonl"
 [ -s "$WORK/k_dead.txt" ] && fail "dead-letter topic holds $(wc -l <"$WORK/k_dead.txt") messages: $(head -2 "$WORK/k_dead.txt")" ||
     ok "nothing dead-lettered (no event was late)"
 
@@ -232,6 +263,12 @@ expected = set(offline)
 check(len(expected) > 0 and {k[0] for k in expected} == {"plan2-weighted-kpi-levels", "close-restart"}
       and {k[3] for k in expected} == closed,
       f"offline: {len(expected)} eligible (rule, shop, agent, month) over both rules and months")
+# plan 2 scores every agent with figures; close-restart only those with inquiries >= 72
+elig = {("close-restart",) + k[1:] for k, s in offline.items()
+        if k[0] == "plan2-weighted-kpi-levels" and s["metrics"]["inquiries"] >= 72}
+check(elig == {k for k in expected if k[0] == "close-restart"} and
+      len(elig) < sum(1 for k in expected if k[0] == "plan2-weighted-kpi-levels"),
+      f"offline: close-restart scores exactly the {len(elig)} agent-months with inquiries >= 72 (others not eligible)")
 
 # (1) the snapshots topic
 kafka = defaultdict(set)
@@ -245,7 +282,6 @@ for line in open(f"{W}/k_snaps.tsv"):
     if key != s["snapshot_id"]:
         badkey.append((key, s["snapshot_id"]))
     kafka[ident(s)].add(val)
-copies = sum(len(v) for v in kafka.values())
 ncopies = defaultdict(int)
 for line in open(f"{W}/k_snaps.tsv"):
     key, _, val = line.rstrip("\n").partition("\t")
@@ -257,7 +293,7 @@ check(not differ, f"Kafka: every final snapshot re-produced only as identical by
       f"({sum(ncopies.values())} final records, {len(kafka)} distinct, {live} live)"
       + ("" if not differ else f"; DIFFERENT versions of {sorted(differ)[:3]}: "
          + " | ".join(sorted(next(iter(differ.values()))))[:1500]))
-check(not badkey, f"Kafka: each final snapshot keyed by its snapshot_id {badkey[:2]}")
+check(not badkey, "Kafka: each final snapshot keyed by its snapshot_id" + (f"; not: {badkey[:2]}" if badkey else ""))
 check(set(kafka) == expected, "Kafka: exactly one final snapshot per eligible agent, month and rule"
       + ("" if set(kafka) == expected else
          f"; missing {sorted(expected - set(kafka))}, unexpected {sorted(set(kafka) - expected)}"))
@@ -277,12 +313,20 @@ redis = defaultdict(list)
 for line in open(f"{W}/r_snaps.jsonl"):
     s = json.loads(line)
     redis[ident(s)].append(line.rstrip("\n"))
+redis = dict(redis)
 check(all(len(v) == 1 for v in redis.values()) and set(redis) == expected,
       f"Redis (csmetrics snapshots --json): exactly one per eligible agent, month and rule ({sum(map(len, redis.values()))})"
       + ("" if set(redis) == expected else
          f"; missing {sorted(expected - set(redis))}, unexpected {sorted(set(redis) - expected)}"))
+stream = defaultdict(list)
+for line in open(f"{W}/r_stream.jsonl"):
+    stream[ident(json.loads(line))].append(line.rstrip("\n"))
+check(set(stream) == expected and all(len(v) == 1 and v[0] == redis.get(k, [None])[0] for k, v in stream.items()),
+      f"Redis snapshot streams: each final snapshot recorded once ({sum(map(len, stream.values()))})"
+      + ("" if all(len(v) == 1 for v in stream.values()) else
+         f"; more than once: {[k for k, v in stream.items() if len(v) > 1][:3]}"))
 neq = [k for k in expected if k in redis and k in kafka and kafka[k] != set(redis[k])]
-check(not neq, f"Redis and Kafka hold byte-identical final snapshots {sorted(neq)[:3]}")
+check(not neq, "Redis and Kafka hold byte-identical final snapshots" + (f"; not: {sorted(neq)[:3]}" if neq else ""))
 
 # (3) equal to the offline recomputation
 diffs = []
