@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "daemon/version.h"
+#include "rules/close.h"
 #include "rules/eval.h"
 #include "rules/prev.h"
 
@@ -454,19 +455,18 @@ static int rr_close_shop(struct rules_run *rr, const struct rules_env *env, cons
         goto out;
     int64_t late = rr_lateness(r, env->cfg);
     rc = 0;
-    for (size_t i = 0; i < ps->elements; i++) {
-        struct period p;
-        if (period_from_label(ps->element[i]->str, &p) < 0 || p.kind != r->period)
-            continue;
-        if (cursor != LLONG_MIN && p.start_ms < cursor)
-            continue;
-        if (env->wm_ms < p.end_ms + late)
-            break;
-        if (rr_close(rr, env, r, shop, &tag, &p) < 0) {
+    const char **labels = xcalloc(ps->elements + 1, sizeof(*labels));
+    struct period *due = xcalloc(ps->elements + 1, sizeof(*due));
+    for (size_t i = 0; i < ps->elements; i++)
+        labels[i] = ps->element[i]->str;
+    size_t ndue =
+        close_due(r->period, labels, ps->elements,
+                  cursor == LLONG_MIN ? INT64_MIN : (int64_t)cursor, env->wm_ms, late, due);
+    for (size_t i = 0; i < ndue && rc == 0; i++)
+        if (rr_close(rr, env, r, shop, &tag, &due[i]) < 0)
             rc = -1;
-            break;
-        }
-    }
+    free(labels);
+    free(due);
 out:
     if (ps)
         freeReplyObject(ps);
