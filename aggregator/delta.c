@@ -10,9 +10,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Strings of one batch (member and field names, values) live in an arena freed at once
+ * by delta_reset: a batch makes hundreds of thousands of them. */
+struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    char data[];
+};
+
+static char *arena_strdup(struct chunk **head, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    struct chunk *c = *head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        c = xmalloc(sizeof(*c) + cap);
+        c->next = *head;
+        c->used = 0;
+        c->cap = cap;
+        *head = c;
+    }
+    char *p = c->data + c->used;
+    memcpy(p, s, n);
+    c->used += n;
+    return p;
+}
+
+static void arena_free(struct chunk **head)
+{
+    while (*head) {
+        struct chunk *next = (*head)->next;
+        free(*head);
+        *head = next;
+    }
+}
+
 /* An insertion-ordered set of named slots: name → (value string, number, flag). */
 struct slots {
-    struct map *idx; /* name -> (void *)(index + 1) */
+    struct map *idx; /* name -> (void *)(index + 1); keys borrowed from name[] */
     char **name;
     char **value;
     int64_t *num;
@@ -39,6 +74,7 @@ struct dgroup {
 };
 
 struct delta {
+    struct chunk *arena;
     struct dgroup **groups;
     size_t ngroups, capgroups;
     struct map *byname;
@@ -52,11 +88,7 @@ struct delta {
 
 static void slots_free(struct slots *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->name[i]);
-        if (s->value)
-            free(s->value[i]);
-    }
+    /* names and values are in the delta's arena */
     free(s->name);
     free(s->value);
     free(s->num);
@@ -65,11 +97,11 @@ static void slots_free(struct slots *s)
     *s = (struct slots){0};
 }
 
-/* The slot of name, created empty when new. */
-static size_t slots_get(struct slots *s, const char *name, bool *created)
+/* The slot of name, created empty when new (its name copied into the arena). */
+static size_t slots_get(struct chunk **arena, struct slots *s, const char *name, bool *created)
 {
     if (!s->idx)
-        s->idx = map_new();
+        s->idx = map_new_borrowed();
     void *v = map_get(s->idx, name);
     if (v) {
         *created = false;
@@ -83,11 +115,11 @@ static size_t slots_get(struct slots *s, const char *name, bool *created)
         s->flag = xrealloc(s->flag, s->cap * sizeof(*s->flag));
     }
     size_t i = s->n++;
-    s->name[i] = xstrdup(name);
+    s->name[i] = arena_strdup(arena, name);
     s->value[i] = NULL;
     s->num[i] = 0;
     s->flag[i] = false;
-    map_put(s->idx, name, (void *)(uintptr_t)(i + 1));
+    map_put(s->idx, s->name[i], (void *)(uintptr_t)(i + 1));
     *created = true;
     return i;
 }
@@ -134,6 +166,7 @@ void delta_reset(struct delta *d)
     d->ngroups = 0;
     map_clear(d->byname);
     delta_free_numbufs(d);
+    arena_free(&d->arena);
 }
 
 void delta_destroy(struct delta *d)
@@ -190,7 +223,7 @@ void delta_incr(struct delta *d, const char *tag, const char *suffix, const char
 {
     struct dkey *k = delta_key(d, tag, suffix);
     bool created;
-    size_t i = slots_get(&k->c, field, &created);
+    size_t i = slots_get(&d->arena, &k->c, field, &created);
     k->c.num[i] += by;
 }
 
@@ -199,7 +232,7 @@ void delta_mincr(struct delta *d, const char *tag, const char *suffix, const cha
 {
     struct dkey *k = delta_key(d, tag, suffix);
     bool created;
-    size_t i = slots_get(&k->m, field, &created);
+    size_t i = slots_get(&d->arena, &k->m, field, &created);
     k->m.num[i] += by;
 }
 
@@ -207,7 +240,7 @@ void delta_sadd(struct delta *d, const char *tag, const char *suffix, const char
 {
     struct dkey *k = delta_key(d, tag, suffix);
     bool created;
-    slots_get(&k->s, member, &created);
+    slots_get(&d->arena, &k->s, member, &created);
 }
 
 void delta_hset(struct delta *d, const char *tag, const char *suffix, const char *field,
@@ -215,9 +248,8 @@ void delta_hset(struct delta *d, const char *tag, const char *suffix, const char
 {
     struct dkey *k = delta_key(d, tag, suffix);
     bool created;
-    size_t i = slots_get(&k->h, field, &created);
-    free(k->h.value[i]);
-    k->h.value[i] = xstrdup(value);
+    size_t i = slots_get(&d->arena, &k->h, field, &created);
+    k->h.value[i] = arena_strdup(&d->arena, value);
 }
 
 void delta_zadd(struct delta *d, const char *tag, const char *suffix, int64_t score,
@@ -225,7 +257,7 @@ void delta_zadd(struct delta *d, const char *tag, const char *suffix, int64_t sc
 {
     struct dkey *k = delta_key(d, tag, suffix);
     bool created;
-    size_t i = slots_get(&k->z, member, &created);
+    size_t i = slots_get(&d->arena, &k->z, member, &created);
     k->z.num[i] = score;
     k->z.flag[i] = false;
 }
@@ -234,7 +266,7 @@ void delta_zrem(struct delta *d, const char *tag, const char *suffix, const char
 {
     struct dkey *k = delta_key(d, tag, suffix);
     bool created;
-    size_t i = slots_get(&k->z, member, &created);
+    size_t i = slots_get(&d->arena, &k->z, member, &created);
     k->z.flag[i] = true;
 }
 

@@ -18,6 +18,7 @@ struct map_slot {
 struct map {
     struct map_slot *slots;
     size_t cap, used, live;
+    bool borrowed; /* keys are the caller's: neither copied nor freed */
 };
 
 static uint64_t map_hash(const char *s)
@@ -28,6 +29,13 @@ static uint64_t map_hash(const char *s)
         h *= 1099511628211ULL;
     }
     return h ^ (h >> 29);
+}
+
+struct map *map_new_borrowed(void)
+{
+    struct map *m = map_new();
+    m->borrowed = true;
+    return m;
 }
 
 struct map *map_new(void)
@@ -41,7 +49,7 @@ struct map *map_new(void)
 void map_clear(struct map *m)
 {
     for (size_t i = 0; i < m->cap; i++) {
-        if (m->slots[i].key && m->slots[i].key != MAP_TOMB)
+        if (m->slots[i].key && m->slots[i].key != MAP_TOMB && !m->borrowed)
             free(m->slots[i].key);
         m->slots[i] = (struct map_slot){0};
     }
@@ -112,7 +120,8 @@ void *map_put(struct map *m, const char *key, void *value)
         i = (i + 1) & mask;
     if (!m->slots[i].key)
         m->used++;
-    m->slots[i] = (struct map_slot){.key = xstrdup(key), .value = value, .hash = h};
+    m->slots[i] = (struct map_slot){
+        .key = m->borrowed ? (char *)key : xstrdup(key), .value = value, .hash = h};
     m->live++;
     return NULL;
 }
@@ -123,7 +132,8 @@ void *map_del(struct map *m, const char *key)
     if (!s)
         return NULL;
     void *v = s->value;
-    free(s->key);
+    if (!m->borrowed)
+        free(s->key);
     s->key = MAP_TOMB;
     s->value = NULL;
     m->live--;

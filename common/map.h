@@ -9,6 +9,9 @@
 struct map;
 
 struct map *map_new(void);
+/* A map that keeps the key pointers it is given instead of copies: the caller keeps each
+ * key alive and unchanged while it is in the map (for keys already owned elsewhere). */
+struct map *map_new_borrowed(void);
 void map_destroy(struct map *m); /* frees keys, not values; NULL ok */
 void *map_get(const struct map *m, const char *key);
 /* Inserts or replaces; returns the previous value (NULL if none). */
