@@ -497,26 +497,15 @@ static int ingest_attribute(struct ingest *in, struct part *p, char *err, size_t
     return rc;
 }
 
-/* Remembers which (owner, period) figures a delta changes: agg registers every period
- * it writes with a Z op on the owner's ":periods" key. */
-static void ingest_live_op(void *ud, const struct delta_op_view *op)
+/* Remembers which (owner, period) figures a batch changed: the aggregation engine
+ * registers each pair it writes ("tag\x1flabel", agg_ctx.registered). */
+static void ingest_collect_live(struct ingest *in, const struct map *registered)
 {
-    struct ingest *in = ud;
-    size_t kl = strlen(op->key);
-    if (op->code != 'Z' || kl < 8 || strcmp(op->key + kl - 8, ":periods") != 0)
-        return;
-    struct buf id;
-    buf_init(&id);
-    buf_adds(&id, op->tag);
-    buf_addc(&id, '\x1f');
-    buf_adds(&id, op->field);
-    map_put(in->live, id.data, (void *)1);
-    buf_release(&id);
-}
-
-static void ingest_collect_live(struct ingest *in, struct delta *d)
-{
-    delta_foreach_op(d, ingest_live_op, in);
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (map_next(registered, &it, &k, &v))
+        map_put(in->live, k, (void *)1);
 }
 
 /* Writes the computed KPIs of every changed (owner, period) to PREFIX{tag}:LABEL:kpi
@@ -676,7 +665,7 @@ static int ingest_commit_all(struct ingest *in)
                 p->attributed_ms = p->attributing_ms;
             continue;
         }
-        ingest_collect_live(in, p->delta);
+        ingest_collect_live(in, p->registered);
         delta_merge(merged, p->delta);
         bs[n] = pcs[n].b;
         n++;
