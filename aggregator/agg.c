@@ -541,15 +541,13 @@ static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *
     }
     if (ev->type == EV_MESSAGE) {
         /* The customer's contact, for attributing orders without agent_id. */
-        struct buf key;
-        buf_init(&key);
-        keys_contact(&key, c->conf->prefix, ev->shop_id, ev->customer_id);
-        size_t taglen = (size_t)(strchr(key.data, '}') - key.data) + 1;
-        char *tag = xstrndup(key.data, taglen);
-        char member[600];
-        snprintf(member, sizeof(member), "%013" PRId64 ":%020" PRId64 ":%s", ev->ts_ms, offset,
-                 ev->agent_id);
-        delta_zadd(c->d, tag, key.data + taglen, ev->ts_ms, member);
+        struct buf tag, suffix, member;
+        buf_init(&tag);
+        buf_init(&suffix);
+        buf_init(&member);
+        keys_contact_parts(&tag, &suffix, c->conf->prefix, ev->shop_id, ev->customer_id);
+        keys_contact_member(&member, ev->ts_ms, (uint64_t)offset, ev->agent_id);
+        delta_zadd(c->d, tag.data, suffix.data, ev->ts_ms, member.data);
         /* Trim only contacts no order can still need. An order is attributed once the
          * global watermark passes its ts, and may arrive up to lateness behind the
          * watermark, so it looks back from ts >= wm - lateness. Trimming from this
@@ -561,9 +559,10 @@ static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *
         if (ev->ts_ms < from)
             from = ev->ts_ms;
         if (from > INT64_MIN + c->conf->attribution_window_ms)
-            delta_ztrim(c->d, tag, key.data + taglen, from - c->conf->attribution_window_ms);
-        free(tag);
-        buf_release(&key);
+            delta_ztrim(c->d, tag.data, suffix.data, from - c->conf->attribution_window_ms);
+        buf_release(&tag);
+        buf_release(&suffix);
+        buf_release(&member);
     }
     struct cconv *cc = map_get(p->conv, ev->conversation_id);
     if (!cc) {

@@ -1,6 +1,7 @@
 /* keys — see keys.h. */
 #include "aggregator/keys.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,17 +87,39 @@ void keys_partition_tag(struct buf *b, const char *prefix, const char *topic, in
     buf_printf(b, ":%d}", (int)partition);
 }
 
+void keys_contact_parts(struct buf *tag, struct buf *suffix, const char *prefix, const char *shop,
+                        const char *customer)
+{
+    size_t start = suffix->len;
+    buf_addc(suffix, ':');
+    keys_escape(suffix, shop);
+    buf_addc(suffix, ':');
+    keys_escape(suffix, customer);
+    buf_adds(tag, prefix);
+    buf_printf(tag, "{c:%u}",
+               (unsigned)(keys_hash(suffix->data + start + 1) % KEYS_CONTACT_BUCKETS));
+}
+
 void keys_contact(struct buf *b, const char *prefix, const char *shop, const char *customer)
 {
-    struct buf id;
-    buf_init(&id);
-    keys_escape(&id, shop);
-    buf_addc(&id, ':');
-    keys_escape(&id, customer);
-    buf_adds(b, prefix);
-    buf_printf(b, "{c:%u}:", (unsigned)(keys_hash(id.data) % KEYS_CONTACT_BUCKETS));
-    buf_add(b, id.data, id.len);
-    buf_release(&id);
+    struct buf suffix;
+    buf_init(&suffix);
+    keys_contact_parts(b, &suffix, prefix, shop, customer);
+    buf_add(b, suffix.data, suffix.len);
+    buf_release(&suffix);
+}
+
+void keys_contact_member(struct buf *b, int64_t ts_ms, uint64_t seq, const char *agent)
+{
+    buf_printf(b, "%013" PRId64 ":%020" PRIu64 ":", ts_ms, seq);
+    buf_adds(b, agent);
+}
+
+const char *keys_contact_agent(const char *member)
+{
+    const char *c1 = strchr(member, ':');
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    return c2 ? c2 + 1 : NULL;
 }
 
 void keys_dedup(struct buf *b, const char *prefix, const char *event_id)

@@ -34,6 +34,15 @@ void keys_owner_tag(struct buf *b, const char *prefix, enum keys_owner o, const 
 void keys_partition_tag(struct buf *b, const char *prefix, const char *topic, int32_t partition);
 /* PREFIX{c:N}:SHOP:CUSTOMER — a sorted set of the customer's recent messages. */
 void keys_contact(struct buf *b, const char *prefix, const char *shop, const char *customer);
+/* The same key as its hash tag (PREFIX{c:N}) and the rest (":SHOP:CUSTOMER"), appended
+ * to tag and suffix: the delta groups writes by tag. */
+void keys_contact_parts(struct buf *tag, struct buf *suffix, const char *prefix, const char *shop,
+                        const char *customer);
+/* A member of the contact set: "TS:SEQ:AGENT", zero-padded so that equal ts sort by
+ * arrival (seq, the Kafka offset). */
+void keys_contact_member(struct buf *b, int64_t ts_ms, uint64_t seq, const char *agent);
+/* The AGENT of a contact member (pointing into it), NULL when malformed. */
+const char *keys_contact_agent(const char *member);
 /* PREFIX{d:N}:EVENT_ID */
 void keys_dedup(struct buf *b, const char *prefix, const char *event_id);
 /* FNV-1a 64, the bucket hash. */

@@ -451,10 +451,9 @@ char *memstore_contact_latest(const struct memstore *m, const char *prefix, cons
             continue;
         if (z[i].score < ts_ms - window_ms)
             break;
-        const char *c1 = strchr(z[i].member, ':');
-        const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (c2)
-            agent = xstrdup(c2 + 1);
+        const char *a = keys_contact_agent(z[i].member);
+        if (a)
+            agent = xstrdup(a);
         break;
     }
     free(z);

@@ -295,11 +295,8 @@ size_t consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, 
                 rd_kafka_message_destroy(msgs[i]);
             n = 0;
         }
-        if (!m) {
-            if (n > 0 || wait == 0)
-                break;
+        if (!m)
             break;
-        }
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 log_msg(LOG_WARN, "kafka", "consume error: %s", rd_kafka_message_errstr(m));

@@ -782,8 +782,6 @@ static void ingest_process(struct ingest *in, size_t n)
         struct part *p = mp[i];
         if (!p || !ok[i])
             continue;
-        if (!ok[i])
-            continue;
         c.d = p->delta;
         c.registered = p->registered;
         struct agg_result res;

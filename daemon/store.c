@@ -559,27 +559,6 @@ int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
     return rc;
 }
 
-void store_contact_add(const struct store *s, struct delta *d, const char *shop,
-                       const char *customer, int64_t ts_ms, uint64_t seq, const char *agent,
-                       int64_t trim_below_ms)
-{
-    struct buf key, member;
-    buf_init(&key);
-    buf_init(&member);
-    keys_contact(&key, s->prefix, shop, customer);
-    /* The tag is the part up to '}'; the key's rest is the suffix. */
-    char *close = strchr(key.data, '}');
-    size_t taglen = (size_t)(close - key.data) + 1;
-    char *tag = xstrndup(key.data, taglen);
-    buf_printf(&member, "%013" PRId64 ":%020" PRIu64 ":", ts_ms, seq);
-    buf_adds(&member, agent);
-    delta_zadd(d, tag, key.data + taglen, ts_ms, member.data);
-    delta_ztrim(d, tag, key.data + taglen, trim_below_ms);
-    free(tag);
-    buf_release(&key);
-    buf_release(&member);
-}
-
 int store_contact_latest(struct store *s, size_t n, const char *const *shops,
                          const char *const *customers, const int64_t *ts, int64_t window_ms,
                          char **agents, char *err, size_t errlen)
@@ -606,12 +585,9 @@ int store_contact_latest(struct store *s, size_t n, const char *const *shops,
             continue;
         }
         if (r->elements == 1 && r->element[0]->type == REDIS_REPLY_STRING) {
-            /* member = ts:seq:agent */
-            const char *m = r->element[0]->str;
-            const char *c1 = strchr(m, ':');
-            const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-            if (c2)
-                agents[i] = xstrdup(c2 + 1);
+            const char *a = keys_contact_agent(r->element[0]->str);
+            if (a)
+                agents[i] = xstrdup(a);
         }
     }
     rconn_replies_free(rep, nr);

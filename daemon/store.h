@@ -97,10 +97,6 @@ int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
              const struct store_wm_part *parts, int64_t *global_ms, int64_t *close_ms, char *err,
              size_t errlen);
 
-/* Records a customer's message for attribution (into delta, applied with the batch). */
-void store_contact_add(const struct store *s, struct delta *d, const char *shop,
-                       const char *customer, int64_t ts_ms, uint64_t seq, const char *agent,
-                       int64_t trim_below_ms);
 /* The agent of each customer's latest message with ts in [ts - window, ts]; agents[i]
  * malloc'd or NULL. 0/-1. */
 int store_contact_latest(struct store *s, size_t n, const char *const *shops,

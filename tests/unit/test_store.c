@@ -1015,16 +1015,33 @@ static void test_watermark(void **state)
 
 /* ---- contacts ---- */
 
+/* A customer's contact as the aggregation engine writes it (agg_chat). */
+static void contact_add(struct delta *d, const char *shop, const char *customer, int64_t ts,
+                        uint64_t seq, const char *agent, int64_t trim_below)
+{
+    struct buf tag, suffix, member;
+    buf_init(&tag);
+    buf_init(&suffix);
+    buf_init(&member);
+    keys_contact_parts(&tag, &suffix, "csm:", shop, customer);
+    keys_contact_member(&member, ts, seq, agent);
+    delta_zadd(d, tag.data, suffix.data, ts, member.data);
+    delta_ztrim(d, tag.data, suffix.data, trim_below);
+    buf_release(&tag);
+    buf_release(&suffix);
+    buf_release(&member);
+}
+
 static void test_contacts(void **state)
 {
     struct env *e = *state;
     char err[256] = "";
     struct delta *d = delta_new();
-    store_contact_add(e->st, d, "demo", "c1", 1000, 5, "x1", 0);
-    store_contact_add(e->st, d, "demo", "c1", 2000, 6, "x2", 0);
-    store_contact_add(e->st, d, "demo", "c1", 2000, 4, "x3", 0); /* same ts, earlier offset */
-    store_contact_add(e->st, d, "demo", "c:2", 1500, 7, "agent 9", 0);
-    store_contact_add(e->st, d, "other", "c1", 1800, 8, "y1", 0); /* another shop */
+    contact_add(d, "demo", "c1", 1000, 5, "x1", 0);
+    contact_add(d, "demo", "c1", 2000, 6, "x2", 0);
+    contact_add(d, "demo", "c1", 2000, 4, "x3", 0); /* same ts, earlier offset */
+    contact_add(d, "demo", "c:2", 1500, 7, "agent 9", 0);
+    contact_add(d, "other", "c1", 1800, 8, "y1", 0); /* another shop */
     struct store_batch b = {
         .topic = "shop.orders", .part = 3, .expected_off = -1, .new_off = 1, .seq = 1, .delta = d};
     assert_int_equal(store_commit(e->st, &b, err, sizeof(err)), 0);
@@ -1078,7 +1095,7 @@ static void test_contacts(void **state)
 
     /* trimming drops older contacts */
     delta_reset(d);
-    store_contact_add(e->st, d, "demo", "c1", 3000, 9, "x4", 2000);
+    contact_add(d, "demo", "c1", 3000, 9, "x4", 2000);
     b = (struct store_batch){
         .topic = "shop.orders", .part = 3, .expected_off = 1, .new_off = 2, .seq = 2, .delta = d};
     assert_int_equal(store_commit(e->st, &b, err, sizeof(err)), 0);
