@@ -27,6 +27,8 @@ struct kpi_def {
     size_t field; /* FORM_FIELD: the figure; FORM_RATIO: the numerator */
     size_t den;   /* FORM_RATIO: the denominator */
     struct kpi_value (*fn)(const struct kpi_figures *f); /* FORM_FN */
+    /* FORM_FN that is a fraction: its numerator and denominator (kpi_fraction) */
+    void (*frac)(const struct kpi_figures *f, double *num, double *den);
 };
 
 static struct kpi_value undefined(void)
@@ -120,6 +122,43 @@ static struct kpi_value fn_target_completion(const struct kpi_figures *f)
     return ratio(f->sales_cents, f->target_cents);
 }
 
+/* The fractions of the FORM_FN KPIs, for kpi_fraction (seconds and yuan, as shown). */
+static void frac_response_time_mean_s(const struct kpi_figures *f, double *num, double *den)
+{
+    *num = (double)f->wait_sum_ms / 1000.0;
+    *den = (double)f->waits;
+}
+
+static void frac_first_response_time_mean_s(const struct kpi_figures *f, double *num, double *den)
+{
+    *num = (double)f->first_wait_sum_ms / 1000.0;
+    *den = (double)f->first_waits;
+}
+
+static void frac_aov(const struct kpi_figures *f, double *num, double *den)
+{
+    *num = (double)f->sales_cents / 100.0;
+    *den = (double)f->paid_customers;
+}
+
+static void frac_valid_order_rate(const struct kpi_figures *f, double *num, double *den)
+{
+    *num = (double)(f->orders - f->cancelled_orders - f->flagged_orders);
+    *den = (double)f->orders;
+}
+
+static void frac_target_completion(const struct kpi_figures *f, double *num, double *den)
+{
+    *num = (double)f->sales_cents / 100.0;
+    *den = f->target_cents < 0 ? NAN : (double)f->target_cents / 100.0;
+}
+
+static void frac_churn_rate(const struct kpi_figures *f, double *num, double *den)
+{
+    *num = (double)(f->inquiries - f->inquired_and_ordered);
+    *den = (double)f->inquiries;
+}
+
 #define FIG(m) offsetof(struct kpi_figures, m)
 #define COUNT(n, m)                                                                                \
     {                                                                                              \
@@ -137,23 +176,28 @@ static struct kpi_value fn_target_completion(const struct kpi_figures *f)
     {                                                                                              \
         .name = n, .unit = u, .form = FORM_FN, .fn = f                                             \
     }
+#define FRACTION(n, u, f, fr)                                                                      \
+    {                                                                                              \
+        .name = n, .unit = u, .form = FORM_FN, .fn = f, .frac = fr                                 \
+    }
 
 /* Every KPI, indexed by enum kpi_id; metrics JSON follows this order. */
 static const struct kpi_def kpi_defs[KPI_COUNT_ALL] = {
     [KPI_INQUIRIES] = COUNT("inquiries", inquiries),
     [KPI_REPLIED] = COUNT("replied", replied),
     [KPI_REPLY_RATE] = RATIO("reply_rate", replied, inquiries),
-    [KPI_RESPONSE_TIME_MEAN_S] =
-        FORMULA("response_time_mean_s", KPI_SECONDS, fn_response_time_mean_s),
+    [KPI_RESPONSE_TIME_MEAN_S] = FRACTION("response_time_mean_s", KPI_SECONDS,
+                                          fn_response_time_mean_s, frac_response_time_mean_s),
     [KPI_FIRST_RESPONSE_TIME_MEAN_S] =
-        FORMULA("first_response_time_mean_s", KPI_SECONDS, fn_first_response_time_mean_s),
+        FRACTION("first_response_time_mean_s", KPI_SECONDS, fn_first_response_time_mean_s,
+                 frac_first_response_time_mean_s),
     [KPI_UNANSWERED_WAITS] = COUNT("unanswered_waits", unanswered_waits),
     [KPI_ORDERED] = COUNT("ordered", ordered),
     [KPI_INQUIRY_CONVERSION] = RATIO("inquiry_conversion", inquired_and_ordered, inquiries),
     [KPI_PAID_CUSTOMERS] = COUNT("paid_customers", paid_customers),
     [KPI_ORDER_SUCCESS] = RATIO("order_success", paid_customers, ordered),
     [KPI_SALES] = MONEY("sales", sales_cents),
-    [KPI_AOV] = FORMULA("aov", KPI_MONEY, fn_aov),
+    [KPI_AOV] = FRACTION("aov", KPI_MONEY, fn_aov, frac_aov),
     [KPI_ORDERS] = COUNT("orders", orders),
     [KPI_PAID_ORDERS] = COUNT("paid_orders", paid_orders),
     [KPI_REFUNDED_ORDERS] = COUNT("refunded_orders", refunded_orders),
@@ -163,12 +207,14 @@ static const struct kpi_def kpi_defs[KPI_COUNT_ALL] = {
     [KPI_REFUND_AMOUNT] = MONEY("refund_amount", refund_amount_cents),
     [KPI_REFUND_RATE] = RATIO("refund_rate", refunded_orders, paid_orders),
     [KPI_PAYMENT_RATE] = RATIO("payment_rate", paid_orders, orders),
-    [KPI_VALID_ORDER_RATE] = FORMULA("valid_order_rate", KPI_RATIO, fn_valid_order_rate),
+    [KPI_VALID_ORDER_RATE] =
+        FRACTION("valid_order_rate", KPI_RATIO, fn_valid_order_rate, frac_valid_order_rate),
     [KPI_ABNORMAL_ORDER_RATE] = RATIO("abnormal_order_rate", flagged_orders, orders),
     [KPI_COMPLAINTS] = COUNT("complaints", complaints),
     [KPI_COMPLAINT_RATE] = RATIO("complaint_rate", complaints, inquiries),
-    [KPI_TARGET_COMPLETION] = FORMULA("target_completion", KPI_RATIO, fn_target_completion),
-    [KPI_CHURN_RATE] = FORMULA("churn_rate", KPI_RATIO, fn_churn_rate),
+    [KPI_TARGET_COMPLETION] =
+        FRACTION("target_completion", KPI_RATIO, fn_target_completion, frac_target_completion),
+    [KPI_CHURN_RATE] = FRACTION("churn_rate", KPI_RATIO, fn_churn_rate, frac_churn_rate),
     [KPI_RESPONSE_TIME_P90_S] = FORMULA("response_time_p90_s", KPI_SECONDS, fn_response_time_p90_s),
     [KPI_ABSENT_DAYS] = COUNT("absent_days", absent_days),
 };
@@ -223,6 +269,23 @@ struct kpi_value kpi_compute(const struct kpi_figures *f, enum kpi_id id)
         return d->fn(f);
     }
     return undefined();
+}
+
+void kpi_fraction(const struct kpi_figures *f, enum kpi_id id, double *num, double *den)
+{
+    const struct kpi_def *d = kpi_def(id);
+    if (d->form == FORM_RATIO) {
+        *num = (double)figure(f, d->field);
+        *den = (double)figure(f, d->den);
+        return;
+    }
+    if (d->frac) {
+        d->frac(f, num, den);
+        return;
+    }
+    struct kpi_value v = kpi_compute(f, id);
+    *num = v.defined ? v.value : NAN;
+    *den = v.defined ? 1 : NAN;
 }
 
 /* "Half up" means toward +infinity on an exact half (after the 12-digit step):

@@ -90,6 +90,12 @@ int kpi_lookup(const char *name, enum kpi_id *out);
 /* Computes one KPI from the figures. */
 struct kpi_value kpi_compute(const struct kpi_figures *f, enum kpi_id id);
 
+/* The figures a KPI is the fraction of, as shown to people (seconds, yuan): ratios and
+ * means their numerator and denominator (which may be 0), other KPIs value / 1, and
+ * NAN where a figure does not exist (no target) or the value is undefined. For a
+ * snapshot's explanation of a score line. */
+void kpi_fraction(const struct kpi_figures *f, enum kpi_id id, double *num, double *den);
+
 /* Rounds a double half up after first rounding to 12 significant digits (rules.md
  * "Arithmetic"): kpi_round(29.00 * 0.005, 2) == 0.15. */
 double kpi_round(double v, int decimals);

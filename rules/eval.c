@@ -67,66 +67,6 @@ static struct expr_value bool_value(bool b)
 
 /* ---- KPIs and reviews ---- */
 
-/* The figures a KPI is a fraction of (for the explanation); value / 1 for the rest. */
-static void kpi_fraction(const struct kpi_figures *f, enum kpi_id id, const struct kpi_value *v,
-                         double *num, double *den)
-{
-#define FRAC(n, d)                                                                                 \
-    do {                                                                                           \
-        *num = (double)(n);                                                                        \
-        *den = (double)(d);                                                                        \
-    } while (0)
-    switch (id) {
-    case KPI_REPLY_RATE:
-        FRAC(f->replied, f->inquiries);
-        return;
-    case KPI_RESPONSE_TIME_MEAN_S:
-        FRAC((double)f->wait_sum_ms / 1000.0, f->waits);
-        return;
-    case KPI_FIRST_RESPONSE_TIME_MEAN_S:
-        FRAC((double)f->first_wait_sum_ms / 1000.0, f->first_waits);
-        return;
-    case KPI_INQUIRY_CONVERSION:
-        FRAC(f->inquired_and_ordered, f->inquiries);
-        return;
-    case KPI_CHURN_RATE:
-        FRAC(f->inquiries - f->inquired_and_ordered, f->inquiries);
-        return;
-    case KPI_ORDER_SUCCESS:
-        FRAC(f->paid_customers, f->ordered);
-        return;
-    case KPI_AOV:
-        FRAC((double)f->sales_cents / 100.0, f->paid_customers);
-        return;
-    case KPI_REFUND_RATE:
-        FRAC(f->refunded_orders, f->paid_orders);
-        return;
-    case KPI_PAYMENT_RATE:
-        FRAC(f->paid_orders, f->orders);
-        return;
-    case KPI_VALID_ORDER_RATE:
-        FRAC(f->orders - f->cancelled_orders - f->flagged_orders, f->orders);
-        return;
-    case KPI_ABNORMAL_ORDER_RATE:
-        FRAC(f->flagged_orders, f->orders);
-        return;
-    case KPI_COMPLAINT_RATE:
-        FRAC(f->complaints, f->inquiries);
-        return;
-    case KPI_TARGET_COMPLETION:
-        FRAC((double)f->sales_cents / 100.0,
-             f->target_cents < 0 ? NAN : (double)f->target_cents / 100.0);
-        return;
-    default:
-        if (v->defined)
-            FRAC(v->value, 1);
-        else
-            FRAC(NAN, NAN);
-        return;
-    }
-#undef FRAC
-}
-
 static int role_parse(const char *name)
 {
     for (int r = 0; r < ROLE_COUNT; r++) {
@@ -241,7 +181,7 @@ static struct metric metric_of(const struct kpi_figures *f, const struct rule *r
     m.value = v.defined ? v.value : NAN;
     m.money = kpi_unit(id) == KPI_MONEY;
     m.cents = v.cents;
-    kpi_fraction(f, id, &v, &m.num, &m.den);
+    kpi_fraction(f, id, &m.num, &m.den);
     return m;
 }
 
