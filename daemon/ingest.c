@@ -396,31 +396,75 @@ static struct part *ingest_part_of(struct ingest *in, const rd_kafka_message_t *
     return map_get(in->parts, name);
 }
 
-/* Loads the state records this batch's events need. 0/-1. */
-static int ingest_prefetch(struct ingest *in, struct part *p, const struct event *evs, size_t n,
-                           char *err, size_t errlen)
+/* An event of the batch and its partition, for grouping by partition. */
+struct event_ref {
+    struct part *p;
+    size_t i;
+};
+
+static int ingest_by_part(const void *a, const void *b)
 {
-    size_t nm = 0;
-    char **ids = agg_part_missing(p->agg, evs, n, &nm);
-    int rc = 0;
-    if (nm) {
-        char **vals = xcalloc(nm, sizeof(*vals));
-        size_t *lens = xcalloc(nm, sizeof(*lens));
-        enum store_state which = p->kind == TOPIC_CHAT ? STORE_CONV : STORE_ORD;
-        rc = store_state_get(in->st, p->topic, p->number, which, nm, (const char *const *)ids, vals,
-                             lens, err, errlen);
-        for (size_t i = 0; i < nm; i++) {
-            if (rc == 0 && agg_part_load(p->agg, ids[i], vals[i], lens[i]) < 0)
-                log_msg(LOG_ERR, "ingest", "malformed state record partition=%s id=\"%s\"", p->name,
-                        ids[i]);
-            free(vals[i]);
-        }
-        free(vals);
-        free(lens);
+    const struct event_ref *x = a, *y = b;
+    if (x->p != y->p)
+        return (uintptr_t)x->p < (uintptr_t)y->p ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Loads the state records the batch's events need, every partition in one round trip.
+ * mp[i] is event i's partition, NULL when it is not to be applied. 0/-1. */
+static int ingest_prefetch(struct ingest *in, const struct event *evs, struct part *const *mp,
+                           size_t n, char *err, size_t errlen)
+{
+    struct event_ref *refs = xmalloc((n + 1) * sizeof(*refs));
+    size_t nrefs = 0;
+    for (size_t i = 0; i < n; i++)
+        if (mp[i])
+            refs[nrefs++] = (struct event_ref){.p = mp[i], .i = i};
+    qsort(refs, nrefs, sizeof(*refs), ingest_by_part);
+    struct event *pe = xmalloc((nrefs + 1) * sizeof(*pe)); /* shallow copies */
+    struct store_state_req *reqs = xcalloc(nrefs + 1, sizeof(*reqs));
+    struct part **rparts = xcalloc(nrefs + 1, sizeof(*rparts));
+    char ***ids = xcalloc(nrefs + 1, sizeof(*ids));
+    size_t nreq = 0;
+    for (size_t r = 0; r < nrefs;) {
+        struct part *p = refs[r].p;
+        size_t np = 0;
+        for (; r < nrefs && refs[r].p == p; r++)
+            pe[np++] = evs[refs[r].i];
+        size_t nm = 0;
+        ids[nreq] = agg_part_missing(p->agg, pe, np, &nm);
+        rparts[nreq] = p;
+        reqs[nreq] = (struct store_state_req){
+            .topic = p->topic,
+            .part = p->number,
+            .which = p->kind == TOPIC_CHAT ? STORE_CONV : STORE_ORD,
+            .n = nm,
+            .fields = (const char *const *)ids[nreq],
+            .values = xcalloc(nm + 1, sizeof(char *)),
+            .lens = xcalloc(nm + 1, sizeof(size_t)),
+        };
+        nreq++;
     }
-    for (size_t i = 0; i < nm; i++)
-        free(ids[i]);
+    int rc = store_state_get_many(in->st, reqs, nreq, err, errlen);
+    for (size_t q = 0; q < nreq; q++) {
+        for (size_t i = 0; i < reqs[q].n; i++) {
+            if (rc == 0 &&
+                agg_part_load(rparts[q]->agg, ids[q][i], reqs[q].values[i], reqs[q].lens[i]) < 0)
+                log_msg(LOG_ERR, "ingest", "malformed state record partition=%s id=\"%s\"",
+                        rparts[q]->name, ids[q][i]);
+            if (rc == 0)
+                free(reqs[q].values[i]);
+            free(ids[q][i]);
+        }
+        free(ids[q]);
+        free(reqs[q].values);
+        free(reqs[q].lens);
+    }
     free(ids);
+    free(rparts);
+    free(reqs);
+    free(pe);
+    free(refs);
     return rc;
 }
 
@@ -760,23 +804,13 @@ static void ingest_process(struct ingest *in, size_t n)
     }
     /* 4. per partition: prefetch state, aggregate in offset order */
     struct agg_ctx c = {.conf = &in->aconf, .wm_ms = in->stats.close_wm_ms, .now_ms = now};
-    size_t it = 0;
-    const char *k;
-    void *v;
-    struct event *pe = xmalloc((n + 1) * sizeof(*pe)); /* one partition's events, shallow */
-    while (map_next(in->parts, &it, &k, &v)) {
-        struct part *p = v;
-        size_t np = 0;
-        for (size_t i = 0; i < n; i++)
-            if (ok[i] && mp[i] == p)
-                pe[np++] = evs[i]; /* shallow: arenas stay owned by evs */
-        if (np && ingest_prefetch(in, p, pe, np, err, sizeof(err)) < 0) {
-            free(pe);
-            ingest_redis_failed(in, "reading partition state", err);
-            goto out;
-        }
+    for (size_t i = 0; i < n; i++)
+        if (!ok[i])
+            mp[i] = NULL; /* bad or duplicate: nothing to prefetch or apply */
+    if (ingest_prefetch(in, evs, mp, n, err, sizeof(err)) < 0) {
+        ingest_redis_failed(in, "reading partition state", err);
+        goto out;
     }
-    free(pe);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = in->msgs[i];
         struct part *p = mp[i];

@@ -307,38 +307,62 @@ static void store_state_key(struct store *s, struct buf *b, const char *topic, i
     buf_adds(b, store_state_names[which]);
 }
 
-int store_state_get(struct store *s, const char *topic, int32_t part, enum store_state which,
-                    size_t n, const char *const *fields, char **values, size_t *lens, char *err,
-                    size_t errlen)
+int store_state_get_many(struct store *s, struct store_state_req *reqs, size_t nreq, char *err,
+                         size_t errlen)
 {
-    if (n == 0)
+    size_t sent = 0;
+    for (size_t q = 0; q < nreq; q++) {
+        if (reqs[q].n == 0)
+            continue;
+        struct argv a = {0};
+        store_state_key(s, &s->k3, reqs[q].topic, reqs[q].part, reqs[q].which);
+        argv_pushs(&a, "HMGET");
+        argv_push(&a, s->k3.data, s->k3.len);
+        for (size_t i = 0; i < reqs[q].n; i++)
+            argv_pushs(&a, reqs[q].fields[i]);
+        store_append(s, &a);
+        argv_release(&a);
+        sent++;
+    }
+    if (sent == 0)
         return 0;
-    struct argv a = {0};
-    store_state_key(s, &s->k3, topic, part, which);
-    argv_pushs(&a, "HMGET");
-    argv_push(&a, s->k3.data, s->k3.len);
-    for (size_t i = 0; i < n; i++)
-        argv_pushs(&a, fields[i]);
-    store_append(s, &a);
-    argv_release(&a);
     redisReply **rep = NULL;
     size_t nr = 0;
     if (rconn_exec(s->rc, &rep, &nr, err, errlen) < 0)
         return -1;
-    int rc = 0;
-    redisReply *r = nr == 1 ? rep[0] : NULL;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-        snprintf(err, errlen, "unexpected reply reading partition state");
-        rc = -1;
-    } else {
-        for (size_t i = 0; i < n; i++) {
+    int rc = nr == sent ? 0 : -1;
+    for (size_t q = 0, k = 0; rc == 0 && q < nreq; q++) {
+        if (reqs[q].n == 0)
+            continue;
+        redisReply *r = rep[k++];
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != reqs[q].n) {
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < reqs[q].n; i++) {
             redisReply *e = r->element[i];
-            values[i] = e->type == REDIS_REPLY_STRING ? xstrndup(e->str, e->len) : NULL;
-            lens[i] = e->type == REDIS_REPLY_STRING ? e->len : 0;
+            reqs[q].values[i] = e->type == REDIS_REPLY_STRING ? xstrndup(e->str, e->len) : NULL;
+            reqs[q].lens[i] = e->type == REDIS_REPLY_STRING ? e->len : 0;
         }
     }
+    if (rc < 0)
+        snprintf(err, errlen, "unexpected reply reading partition state");
     rconn_replies_free(rep, nr);
     return rc;
+}
+
+int store_state_get(struct store *s, const char *topic, int32_t part, enum store_state which,
+                    size_t n, const char *const *fields, char **values, size_t *lens, char *err,
+                    size_t errlen)
+{
+    struct store_state_req req = {.topic = topic,
+                                  .part = part,
+                                  .which = which,
+                                  .n = n,
+                                  .fields = fields,
+                                  .values = values,
+                                  .lens = lens};
+    return store_state_get_many(s, &req, 1, err, errlen);
 }
 
 int store_state_scan(struct store *s, const char *topic, int32_t part, enum store_state which,

@@ -49,6 +49,19 @@ enum store_state { STORE_CONV, STORE_ORD, STORE_PEND, STORE_STATE_COUNT };
 int store_state_get(struct store *s, const char *topic, int32_t part, enum store_state which,
                     size_t n, const char *const *fields, char **values, size_t *lens, char *err,
                     size_t errlen);
+/* Several partitions' reads of store_state_get in one round trip; values[i] and
+ * lens[i] of each request are filled as there (on success). 0/-1. */
+struct store_state_req {
+    const char *topic;
+    int32_t part;
+    enum store_state which;
+    size_t n;
+    const char *const *fields;
+    char **values;
+    size_t *lens;
+};
+int store_state_get_many(struct store *s, struct store_state_req *reqs, size_t nreq, char *err,
+                         size_t errlen);
 /* Every field of a partition-local state hash (for the pending-order index). The
  * callback gets borrowed pointers. 0/-1. */
 int store_state_scan(struct store *s, const char *topic, int32_t part, enum store_state which,
