@@ -14,7 +14,7 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 POSTINSTALL ?= yes
 
 CC      ?= cc
-PKGS    := rdkafka hiredis yaml-0.1 yajl libsystemd libcrypto
+PKGS    := rdkafka hiredis yaml-0.1 yajl libsystemd libcrypto libmicrohttpd libcurl
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
@@ -149,3 +149,6 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# Optional fragments (fuzzing, fault suite): each mk/*.mk adds its own targets.
+-include $(wildcard mk/*.mk)
