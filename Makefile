@@ -9,6 +9,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 # After an install to the live system (no DESTDIR) as root: create the user, apply
 # the tmpfiles entry and reload systemd (uninstall: reload). POSTINSTALL=no skips that.
 POSTINSTALL ?= yes
@@ -66,7 +67,7 @@ check:
 integration: all
 	@scripts/run-integration
 
-test: deps all format-check unit check integration
+test: deps all format-check unit check integration faults-ci
 
 deps:
 	@scripts/deps --check
@@ -96,6 +97,9 @@ install: all
 	install -m 0644 systemd/csmetrics.sysusers $(DESTDIR)$(SYSUSERSDIR)/csmetrics.conf
 	$(CSM_SUBST) systemd/csmetrics.tmpfiles >$(B)/csmetrics.tmpfiles
 	install -m 0644 $(B)/csmetrics.tmpfiles $(DESTDIR)$(TMPFILESDIR)/csmetrics.conf
+	install -d -m 0755 $(DESTDIR)$(BASHCOMPDIR)
+	install -m 0644 contrib/csmetrics.bash-completion $(DESTDIR)$(BASHCOMPDIR)/csmetrics
+	ln -sf csmetrics $(DESTDIR)$(BASHCOMPDIR)/csmetricsd
 	@set -e; keep() { [ -z "$(DESTDIR)" ] && [ -e "$$1" ] && ! cmp -s "$$2" "$$1"; }; \
 	t=$(CSM_ETC)/csmetrics.yaml; \
 	if keep $$t config/csmetrics.yaml.example; then \
@@ -127,7 +131,8 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/csmetricsd $(DESTDIR)$(BINDIR)/csmetrics \
 	  $(DESTDIR)$(UNITDIR)/csmetricsd.service $(DESTDIR)$(SYSUSERSDIR)/csmetrics.conf \
-	  $(DESTDIR)$(TMPFILESDIR)/csmetrics.conf $(CSM_ETC)/csmetrics.yaml.example
+	  $(DESTDIR)$(TMPFILESDIR)/csmetrics.conf $(CSM_ETC)/csmetrics.yaml.example \
+	  $(DESTDIR)$(BASHCOMPDIR)/csmetrics $(DESTDIR)$(BASHCOMPDIR)/csmetricsd
 	@drop() { if [ ! -e "$$1" ]; then :; elif cmp -s "$$2" "$$1"; then echo "rm -f $$1"; rm -f "$$1"; \
 	  else echo "keeping $$1 (changed)"; fi; }; \
 	drop $(CSM_ETC)/csmetrics.yaml config/csmetrics.yaml.example; \

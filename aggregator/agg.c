@@ -52,6 +52,7 @@ struct agg_part {
     struct map *targets;    /* reviews: "agent\x1flabel" -> struct order (amount only), dirty */
     struct map *pending;    /* order id -> (void *)1: pending attribution or holding orphans */
     struct map *pend_dirty; /* order id -> (void *)1 add, (void *)2 delete */
+    struct map *gone;       /* swept record ids, deleted from the store at the next commit */
     struct agg_kv *kv;
     size_t nkv, capkv;
 };
@@ -95,6 +96,7 @@ struct agg_part *agg_part_new(enum event_topic topic, const char *topic_name, in
     p->targets = map_new();
     p->pending = map_new();
     p->pend_dirty = map_new();
+    p->gone = map_new();
     return p;
 }
 
@@ -125,6 +127,7 @@ void agg_part_destroy(struct agg_part *p)
     map_destroy(p->targets);
     map_destroy(p->pending);
     map_destroy(p->pend_dirty);
+    map_destroy(p->gone);
     agg_part_free_kv(p);
     free(p->kv);
     free(p->topic_name);
@@ -565,6 +568,12 @@ static void agg_chat(struct agg_ctx *c, struct agg_part *p, const struct event *
         buf_release(&member);
     }
     struct cconv *cc = map_get(p->conv, ev->conversation_id);
+    if (cc && c->conf->conv_retention_ms > 0 && conv_newest_ms(cc->conv) != INT64_MIN &&
+        ev->ts_ms - conv_newest_ms(cc->conv) > c->conf->conv_retention_ms) {
+        /* silent longer than conversation_retention: a new timeline (agg.h) */
+        cconv_free(map_del(p->conv, ev->conversation_id));
+        cc = NULL;
+    }
     if (!cc) {
         cc = xcalloc(1, sizeof(*cc));
         cc->shop = xstrdup(ev->shop_id);
@@ -684,10 +693,22 @@ static void agg_flush_held(struct agg_ctx *c, struct order *o, const char *order
     o->nheld = 0;
 }
 
+/* An attributed order holding nothing whose created ts is retention_ms or more before
+ * ts_ms: forgotten (agg.h). */
+static bool agg_order_forgotten(int64_t retention_ms, const struct order *o, int64_t ts_ms)
+{
+    return retention_ms > 0 && o->state == ORDER_ATTRIBUTED && o->nheld == 0 &&
+           ts_ms - o->created_ts >= retention_ms;
+}
+
 static void agg_orders(struct agg_ctx *c, struct agg_part *p, const struct event *ev,
                        int64_t offset, const void *raw, size_t rawlen, struct agg_result *res)
 {
     struct order *o = map_get(p->orders, ev->order_id);
+    if (o && agg_order_forgotten(c->conf->order_retention_ms, o, ev->ts_ms)) {
+        order_free(map_del(p->orders, ev->order_id)); /* past order_retention (agg.h) */
+        o = NULL;
+    }
     if (!o) {
         o = xcalloc(1, sizeof(*o));
         map_put(p->orders, ev->order_id, o);
@@ -940,7 +961,15 @@ size_t agg_part_dirty(struct agg_part *p, int which, struct agg_kv **out)
             conv_encode(cc->conv, &b);
             agg_kv_push(p, k, xstrndup(b.data, b.len), b.len);
         }
-    } else if (which == 0) {
+    }
+    if (which == 0) {
+        it = 0;
+        while (map_next(p->gone, &it, &k, &v))
+            if (!map_get(p->topic == TOPIC_CHAT ? p->conv : p->orders, k))
+                agg_kv_push(p, k, NULL, 0);
+        it = 0;
+    }
+    if (which == 0 && p->topic != TOPIC_CHAT) {
         struct map *maps[2] = {p->orders, p->targets};
         for (int m = 0; m < 2; m++) {
             it = 0;
@@ -953,7 +982,7 @@ size_t agg_part_dirty(struct agg_part *p, int which, struct agg_kv **out)
                 agg_kv_push(p, k, xstrndup(b.data, b.len), b.len);
             }
         }
-    } else {
+    } else if (which == 1) {
         while (map_next(p->pend_dirty, &it, &k, &v)) {
             bool add = (uintptr_t)v == 1;
             agg_kv_push(p, k, add ? xstrdup("1") : NULL, add ? 1 : 0);
@@ -978,5 +1007,75 @@ void agg_part_clean(struct agg_part *p)
     while (map_next(p->targets, &it, &k, &v))
         ((struct order *)v)->dirty = false;
     map_clear(p->pend_dirty);
+    map_clear(p->gone);
     agg_part_free_kv(p);
+}
+
+bool agg_part_sweep(struct agg_part *p, const char *id, const char *value, size_t len,
+                    int64_t cutoff_ms)
+{
+    if (p->topic == TOPIC_CHAT) {
+        struct cconv *cc = map_get(p->conv, id);
+        if (cc && cc->dirty)
+            return false;
+        int64_t newest;
+        if (cc) {
+            newest = conv_newest_ms(cc->conv);
+        } else {
+            if (agg_part_load(p, id, value, len) < 0 || !(cc = map_get(p->conv, id)))
+                return false;
+            newest = conv_newest_ms(cc->conv);
+        }
+        if (newest == INT64_MIN || newest >= cutoff_ms)
+            return false; /* (a record just loaded stays cached: cheap, and trim bounds it) */
+        cconv_free(map_del(p->conv, id));
+    } else if (p->topic == TOPIC_ORDERS) {
+        struct order *o = map_get(p->orders, id), *loaded = NULL;
+        if (o && o->dirty)
+            return false;
+        if (!o && !(o = loaded = agg_decode_order(value, len)))
+            return false;
+        bool gone = !map_get(p->pending, id) && agg_order_forgotten(1, o, cutoff_ms);
+        order_free(loaded);
+        if (!gone)
+            return false;
+        order_free(map_del(p->orders, id));
+    } else {
+        return false;
+    }
+    map_put(p->gone, id, (void *)1);
+    return true;
+}
+
+size_t agg_part_trim(struct agg_part *p, size_t max)
+{
+    size_t have = agg_part_cached(p);
+    if (have <= max)
+        return 0;
+    size_t want = have - max / 2, n = 0, dropped = 0;
+    char **ids = xcalloc(want + 1, sizeof(*ids));
+    struct map *maps[3] = {p->conv, p->orders, p->targets};
+    for (int m = 0; m < 3 && want > 0; m++) {
+        size_t it = 0;
+        const char *k;
+        void *v;
+        n = 0;
+        while (n < want && map_next(maps[m], &it, &k, &v)) {
+            bool dirty = m == 0 ? ((struct cconv *)v)->dirty : ((struct order *)v)->dirty;
+            if (!dirty && !(m == 1 && map_get(p->pending, k)))
+                ids[n++] = xstrdup(k);
+        }
+        for (size_t i = 0; i < n; i++) {
+            void *gone = map_del(maps[m], ids[i]);
+            if (m == 0)
+                cconv_free(gone);
+            else
+                order_free(gone);
+            free(ids[i]);
+        }
+        dropped += n;
+        want -= n;
+    }
+    free(ids);
+    return dropped;
 }

@@ -25,6 +25,13 @@ struct agg_conf {
     int64_t lateness_ms;                  /* reorder window for conversations */
     int64_t attribution_window_ms;
     int64_t orphan_ms; /* dedup_window: how long a follow-up waits for its order */
+    /* Forgetting (0: never). A conversation silent longer than conv_retention_ms starts
+     * a new timeline at its next message; an attributed order whose created ts lies
+     * order_retention_ms or more before a follow-up is unknown to it (the follow-up waits
+     * for its order and goes out as an orphan). Judged by event time only, so a replay
+     * decides the same; agg_part_sweep deletes such records from the store. */
+    int64_t conv_retention_ms;
+    int64_t order_retention_ms;
 };
 
 /* The state of one input partition this instance owns. */
@@ -97,5 +104,20 @@ void agg_part_clean(struct agg_part *p);
 
 /* Cached records (for bounds and tests). */
 size_t agg_part_cached(const struct agg_part *p);
+
+/* Garbage collection of the store's records: given one stored record (as read back),
+ * true when no event can use it any more — a conversation whose newest message is
+ * before cutoff_ms, or an attributed order holding nothing created before cutoff_ms —
+ * and then it is dropped from the cache and its deletion joins the dirty records
+ * (value NULL). The caller picks cutoff_ms so that any later event near the record's
+ * ts is late for every period (so deleting it changes no figure). A cached record
+ * changed in this batch is never swept. */
+bool agg_part_sweep(struct agg_part *p, const char *id, const char *value, size_t len,
+                    int64_t cutoff_ms);
+
+/* Bounds the cache: when it holds more than max records, drops clean ones (not orders
+ * waiting for attribution) until it holds max / 2. The store keeps them; they are
+ * read back when an event needs them. Returns the number dropped. */
+size_t agg_part_trim(struct agg_part *p, size_t max);
 
 #endif

@@ -128,3 +128,14 @@ void keys_dedup(struct buf *b, const char *prefix, const char *event_id)
     buf_printf(b, "{d:%u}:", (unsigned)(keys_hash(event_id) % KEYS_DEDUP_BUCKETS));
     keys_escape(b, event_id);
 }
+
+void keys_rule_tag(struct buf *b, const char *prefix, const char *rule, const char *shop)
+{
+    buf_reset(b);
+    buf_adds(b, prefix);
+    buf_adds(b, "{x:");
+    keys_escape(b, rule);
+    buf_addc(b, ':');
+    keys_escape(b, shop);
+    buf_addc(b, '}');
+}

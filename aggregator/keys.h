@@ -30,6 +30,8 @@ char *keys_unescape(const char *s, size_t n);
 /* PREFIX{a:SHOP:AGENT} / PREFIX{t:SHOP} / PREFIX{u:SHOP} (agent ignored but for KEYS_AGENT). */
 void keys_owner_tag(struct buf *b, const char *prefix, enum keys_owner o, const char *shop,
                     const char *agent);
+/* b = PREFIX{x:RULE:SHOP} (b is reset first): one rule's outputs for one shop. */
+void keys_rule_tag(struct buf *b, const char *prefix, const char *rule, const char *shop);
 /* PREFIX{p:TOPIC:PART} */
 void keys_partition_tag(struct buf *b, const char *prefix, const char *topic, int32_t partition);
 /* PREFIX{c:N}:SHOP:CUSTOMER — a sorted set of the customer's recent messages. */

@@ -12,5 +12,7 @@ int cli_check(int argc, char **argv, const char *config_path);
 int cli_top(int argc, char **argv, const char *config_path);
 int cli_test(int argc, char **argv, const char *config_path);
 int cli_snapshots(int argc, char **argv, const char *config_path);
+int cli_review(int argc, char **argv, const char *config_path);
+int cli_target(int argc, char **argv, const char *config_path);
 
 #endif

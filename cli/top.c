@@ -7,30 +7,36 @@
 #include "aggregator/kpi.h"
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "cli/evjson.h"
 #include "common/buf.h"
 #include "common/clock.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #define TOP_SHOPS_MAX 64
 #define TOP_AGENT_WIDTH_MAX 16
 
-static volatile sig_atomic_t top_stop;
+static volatile sig_atomic_t top_stop, top_resized;
 
 static void top_on_signal(int sig)
 {
-    (void)sig;
-    top_stop = 1;
+    if (sig == SIGWINCH)
+        top_resized = 1;
+    else
+        top_stop = 1;
 }
 
 /* One table column: a KPI under a short header. `drop` orders what goes when the table
@@ -143,6 +149,9 @@ struct top_opts {
     long width;  /* 0: no limit */
     long height; /* 0: no limit */
     bool tty;    /* redraw in place */
+    bool keys;   /* keys read from the terminal (tty mode with stdin a terminal) */
+    bool json;   /* one JSON object per agent and team instead of the table */
+    char label_buf[PERIOD_LABEL_MAX]; /* label chosen with the [ ] keys */
 };
 
 struct top_row {
@@ -173,7 +182,8 @@ static void top_usage(FILE *out)
 {
     fprintf(out,
             "usage: csmetrics top [--shop S]... [--kind KIND | --period LABEL] [--sort KPI]\n"
-            "                     [--limit N] [--interval SECONDS] [--width COLUMNS] [--once]\n"
+            "                     [--limit N] [--interval SECONDS] [--width COLUMNS]\n"
+            "                     [--once] [--json]\n"
             "\n"
             "A live leaderboard of each shop's agents, read from the daemon's Redis and\n"
             "redrawn every --interval seconds until Ctrl-C, best agent first. Below each shop's\n"
@@ -197,11 +207,27 @@ static void top_usage(FILE *out)
             "  --width COLUMNS   fit lines into COLUMNS (default: the terminal's width, else\n"
             "                    $COLUMNS); the least important columns are left out first\n"
             "  --once            print the table once and exit, without clearing the screen\n"
+            "  --json            instead of the table, one JSON object per agent and per team\n"
+            "                    (shop_id, agent_id (null: the team), rank, period,\n"
+            "                    period_start, period_end, sort, metrics as 'show --json');\n"
+            "                    repeated every --interval unless --once\n"
+            "\n"
+            "On a terminal the table is redrawn in place and these keys act at once:\n"
+            "  q           quit (Ctrl-C too)\n"
+            "  s  >  Down  sort by the next column     <  Up  by the previous one\n"
+            "  p  P        the next / previous period kind (day, week, month, ...), in progress\n"
+            "  [  ]  Left  Right   the previous / next period of that kind\n"
+            "  c           back to the period in progress      space, r   refresh now\n"
+            "When the output is not a terminal (a pipe, a file), each refresh is printed\n"
+            "after the previous one, separated by an empty line.\n"
             "\n"
             "Columns ('-': undefined, e.g. a rate with nothing to divide by, or no target):\n");
     for (size_t c = 0; c < TOP_NCOLS; c++)
         fprintf(out, "  %-10s%s\n", top_cols[c].head, top_cols[c].help);
-    fprintf(out, "\nExample: csmetrics -c demo.yaml top --shop shop-1 --kind day --sort resp_s\n");
+    fprintf(out, "The sort column's header is in capitals.\n"
+                 "\nExamples:\n"
+                 "  csmetrics -c demo.yaml top --shop shop-1 --kind day --sort resp_s\n"
+                 "  csmetrics top --once --json --period 2026-10 | jq -c '[.agent_id, .rank]'\n");
 }
 
 /* Parses --sort: a KPI name or a column header. */
@@ -346,7 +372,7 @@ static void top_fit_columns(bool *show, size_t agent_w, long width)
 }
 
 static void top_add_row(struct buf *fr, const char *rank, const char *who, size_t agent_w,
-                        const bool *show, const struct kpi_figures *f)
+                        const bool *show, const struct kpi_figures *f, enum kpi_id sort)
 {
     buf_printf(fr, "%3s ", rank);
     top_add_padded(fr, who, agent_w);
@@ -358,12 +384,44 @@ static void top_add_row(struct buf *fr, const char *rank, const char *who, size_
             top_cell(f, top_cols[c].kpi, cell, sizeof(cell));
         else
             snprintf(cell, sizeof(cell), "%s", top_cols[c].head);
+        if (!f && top_cols[c].kpi == sort)
+            for (char *q = cell; *q; q++)
+                *q = (char)toupper((unsigned char)*q);
         buf_printf(fr, " %*s", top_cols[c].width, cell);
     }
     buf_addc(fr, '\n');
 }
 
-/* Appends one shop's table: a title line, the header, `limit` agents (0: all), team. */
+/* Appends one row as a JSON object on its own line (agent NULL: the team, rank 0). */
+static void top_json_row(struct buf *fr, const char *shop, const char *agent, long rank,
+                         const struct period *p, const struct top_opts *o,
+                         const struct kpi_figures *f)
+{
+    static char metrics[65536];
+    if (kpi_metrics_json(f, metrics, sizeof(metrics)) < 0)
+        snprintf(metrics, sizeof(metrics), "null");
+    char start[40], end[40];
+    period_format_rfc3339(p->start_ms, start, sizeof(start));
+    period_format_rfc3339(p->end_ms, end, sizeof(end));
+    buf_adds(fr, "{\"shop_id\": ");
+    evjson_add_string(fr, shop);
+    buf_adds(fr, ", \"agent_id\": ");
+    if (agent)
+        evjson_add_string(fr, agent);
+    else
+        buf_adds(fr, "null");
+    if (rank > 0)
+        buf_printf(fr, ", \"rank\": %ld", rank);
+    else
+        buf_adds(fr, ", \"rank\": null");
+    buf_printf(fr,
+               ", \"period\": \"%s\", \"period_start\": \"%s\", \"period_end\": \"%s\", "
+               "\"sort\": \"%s\", \"metrics\": %s}\n",
+               p->label, start, end, kpi_name(o->sort), metrics);
+}
+
+/* Appends one shop's table: a title line, the header, `limit` agents (0: all), team;
+ * with o->json, JSON lines instead (top_json_row). */
 static int top_shop(struct buf *fr, struct rconn *rc, struct store *st, const char *prefix,
                     const char *shop, const struct period *p, const struct top_opts *o, long limit)
 {
@@ -406,7 +464,15 @@ static int top_shop(struct buf *fr, struct rconn *rc, struct store *st, const ch
         buf_printf(fr, "shop %s: %s\n", shop, err);
         status = -1;
     }
-    if (status == 0) {
+    if (status == 0 && o->json) {
+        top_sort_lower = top_lower_is_better(o->sort);
+        qsort(rows, nrows, sizeof(*rows), top_cmp);
+        size_t shown = limit > 0 && (size_t)limit < nrows ? (size_t)limit : nrows;
+        for (size_t i = 0; i < shown; i++)
+            top_json_row(fr, shop, rows[i].agent, (long)i + 1, p, o, &rows[i].f);
+        if (team_got == 0)
+            top_json_row(fr, shop, NULL, 0, p, o, &team);
+    } else if (status == 0) {
         top_sort_lower = top_lower_is_better(o->sort);
         qsort(rows, nrows, sizeof(*rows), top_cmp);
         size_t shown = limit > 0 && (size_t)limit < nrows ? (size_t)limit : nrows;
@@ -432,14 +498,14 @@ static int top_shop(struct buf *fr, struct rconn *rc, struct store *st, const ch
             buf_printf(fr, " (%zu more without figures in %s)", n - nrows, p->label);
         buf_addc(fr, '\n');
         if (nrows > 0 || team_got == 0) {
-            top_add_row(fr, "#", "agent", agent_w, show, NULL);
+            top_add_row(fr, "#", "agent", agent_w, show, NULL, o->sort);
             for (size_t i = 0; i < shown; i++) {
                 char rank[24];
                 snprintf(rank, sizeof(rank), "%zu", i + 1);
-                top_add_row(fr, rank, rows[i].agent, agent_w, show, &rows[i].f);
+                top_add_row(fr, rank, rows[i].agent, agent_w, show, &rows[i].f, o->sort);
             }
             if (team_got == 0)
-                top_add_row(fr, "", "team", agent_w, show, &team);
+                top_add_row(fr, "", "team", agent_w, show, &team, o->sort);
         }
     }
     for (size_t i = 0; i < nrows; i++)
@@ -487,38 +553,47 @@ static int top_frame(struct buf *fr, struct rconn *rc, struct store *st, const c
         buf_printf(fr, "invalid period '%s'\n", o->label ? o->label : period_kind_name(o->kind));
         return -1;
     }
-    char first_day[16], last_day[16], clock[16];
-    top_format_time(p.start_ms, "%m-%d", first_day, sizeof(first_day));
-    top_format_time(p.end_ms - 1, "%m-%d", last_day, sizeof(last_day));
-    top_format_time(now, "%H:%M:%S", clock, sizeof(clock));
-    buf_printf(fr, "%s %s", period_kind_name(p.kind), p.label);
-    if (p.kind == PERIOD_WEEK)
-        buf_printf(fr, " (%s..%s)", first_day, last_day);
-    buf_printf(fr, ", %s, by %s (%s first), %s\n", zone, kpi_name(o->sort),
-               top_lower_is_better(o->sort) ? "lowest" : "highest", clock);
+    if (!o->json) {
+        char first_day[16], last_day[16], clock[16];
+        top_format_time(p.start_ms, "%m-%d", first_day, sizeof(first_day));
+        top_format_time(p.end_ms - 1, "%m-%d", last_day, sizeof(last_day));
+        top_format_time(now, "%H:%M:%S", clock, sizeof(clock));
+        buf_printf(fr, "%s %s", period_kind_name(p.kind), p.label);
+        if (p.kind == PERIOD_WEEK)
+            buf_printf(fr, " (%s..%s)", first_day, last_day);
+        buf_printf(fr, ", %s, by %s (%s first), %s\n", zone, kpi_name(o->sort),
+                   top_lower_is_better(o->sort) ? "lowest" : "highest", clock);
+    }
     if (!rconn_connected(rc) && rconn_connect(rc, err, sizeof(err)) < 0) {
         buf_printf(fr, "redis: %s\n", err);
         return -1;
     }
-    top_progress(fr, rc, prefix);
+    if (!o->json) {
+        top_progress(fr, rc, prefix);
+        if (o->keys)
+            buf_adds(fr, "keys: q quit, s < > sort, p P period kind, [ ] previous/next period, "
+                         "c current\n");
+    }
     char **shops;
     size_t nshops;
     if (top_list_shops(rc, prefix, o, &shops, &nshops, err, sizeof(err)) < 0) {
         buf_printf(fr, "redis: %s\n", err);
         return -1;
     }
-    if (nshops == 0)
+    if (nshops == 0 && !o->json)
         buf_printf(fr, "\n(no shops yet: the daemon has not counted any event)\n");
-    /* Rows per shop that fit the screen: 3 lines of title, header and team, 1 blank. */
+    /* Rows per shop that fit the screen: 3 lines of title, header and team, 1 blank;
+     * above them 2 (3 with the keys line). */
     long limit = o->limit;
     if (limit == 0 && o->height > 0 && nshops > 0) {
-        limit = (o->height - 2) / (long)nshops - 4;
+        limit = (o->height - (o->keys ? 3 : 2)) / (long)nshops - 4;
         if (limit < 1)
             limit = 1;
     }
     int status = 0;
     for (size_t i = 0; i < nshops; i++) {
-        buf_addc(fr, '\n');
+        if (!o->json)
+            buf_addc(fr, '\n');
         if (status == 0 && top_shop(fr, rc, st, prefix, shops[i], &p, o, limit) < 0)
             status = -1;
         free(shops[i]);
@@ -558,6 +633,116 @@ static void top_write(const struct buf *fr, const struct top_opts *o)
     buf_release(&out);
 }
 
+/* A failed JSON frame: its error lines go to stderr, its JSON lines nowhere. */
+static void top_json_errors(const struct buf *fr)
+{
+    const char *s = fr->data ? fr->data : "";
+    while (*s) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s) : strlen(s);
+        if (*s != '{')
+            fprintf(stderr, "csmetrics: %.*s\n", (int)len, s);
+        s += len + (nl ? 1 : 0);
+    }
+}
+
+/* Moves the sort to the column `step` away from the current one (the first column
+ * when the sort KPI has none). */
+static void top_step_sort(struct top_opts *o, int step)
+{
+    size_t cur = TOP_NCOLS;
+    for (size_t c = 0; c < TOP_NCOLS; c++)
+        if (top_cols[c].kpi == o->sort)
+            cur = c;
+    size_t next = cur == TOP_NCOLS ? 0 : (cur + TOP_NCOLS + (size_t)(long)step) % TOP_NCOLS;
+    o->sort = top_cols[next].kpi;
+}
+
+/* Moves to the previous (step -1) or next (+1) period of the one shown. */
+static void top_step_period(struct top_opts *o, int step)
+{
+    struct period p, q;
+    int bad = o->label ? period_from_label(o->label, &p) : period_of(o->kind, clock_wall_ms(), &p);
+    if (bad < 0 || (step < 0 ? period_prev(&p, &q) : period_next(&p, &q)) < 0)
+        return;
+    snprintf(o->label_buf, sizeof(o->label_buf), "%s", q.label);
+    o->label = o->label_buf;
+    o->kind = q.kind;
+}
+
+/* Acts on the keys read at once (an arrow key is one escape sequence). */
+static void top_keys(struct top_opts *o, const char *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = k[i];
+        if (c == '\033' && i + 2 < n && (k[i + 1] == '[' || k[i + 1] == 'O')) {
+            c = k[i + 2] == 'A'   ? '<'
+                : k[i + 2] == 'B' ? '>'
+                : k[i + 2] == 'C' ? ']'
+                : k[i + 2] == 'D' ? '['
+                                  : 0;
+            i += 2;
+        }
+        switch (c) {
+        case 'q':
+        case 'Q':
+            top_stop = 1;
+            break;
+        case 's':
+        case '>':
+            top_step_sort(o, 1);
+            break;
+        case '<':
+            top_step_sort(o, -1);
+            break;
+        case 'p':
+        case 'P':
+            o->kind = (enum period_kind)((o->kind + (c == 'p' ? 1 : PERIOD_KIND_COUNT - 1)) %
+                                         PERIOD_KIND_COUNT);
+            o->label = NULL;
+            break;
+        case '[':
+            top_step_period(o, -1);
+            break;
+        case ']':
+            top_step_period(o, 1);
+            break;
+        case 'c':
+            o->label = NULL;
+            break;
+        default:
+            break; /* space, r and anything else: just redraw */
+        }
+    }
+}
+
+/* Sleeps `interval` seconds; returns early on a key (handled), a resize or a signal. */
+static void top_wait(struct top_opts *o, double interval)
+{
+    int64_t until = clock_mono_ms() + (int64_t)(interval * 1000);
+    while (!top_stop) {
+        int64_t left = until - clock_mono_ms();
+        if (left <= 0)
+            return;
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        int r = poll(&pfd, o->keys ? 1 : 0, (int)(left > 100 ? 100 : left));
+        if (top_resized) {
+            top_resized = 0;
+            return;
+        }
+        if (r > 0) {
+            char k[16];
+            ssize_t n = read(STDIN_FILENO, k, sizeof(k));
+            if (n <= 0) {
+                o->keys = false; /* end of input: no more keys */
+                continue;
+            }
+            top_keys(o, k, (size_t)n);
+            return;
+        }
+    }
+}
+
 static int top_parse_long(const char *opt, const char *text, long min, long *out)
 {
     char *end;
@@ -586,6 +771,7 @@ int cli_top(int argc, char **argv, const char *config_path)
         {.name = "interval", .has_arg = required_argument, .val = 'i'},
         {.name = "width", .has_arg = required_argument, .val = 'w'},
         {.name = "once", .has_arg = no_argument, .val = '1'},
+        {.name = "json", .has_arg = no_argument, .val = 'j'},
         {.name = "help", .has_arg = no_argument, .val = 'h'},
         {0},
     };
@@ -635,6 +821,9 @@ int cli_top(int argc, char **argv, const char *config_path)
         case '1':
             once = true;
             break;
+        case 'j':
+            o.json = true;
+            break;
         case 'h':
             top_usage(stdout);
             return 0;
@@ -663,6 +852,8 @@ int cli_top(int argc, char **argv, const char *config_path)
         fprintf(stderr, "csmetrics: invalid period label '%s'\n", o.label);
         return 2;
     }
+    if (o.label)
+        o.kind = check.kind; /* the p key then starts from the kind shown */
     struct csm_config cfg;
     if (cli_load_config(&cfg, config_path) < 0) {
         config_release(&cfg);
@@ -674,11 +865,24 @@ int cli_top(int argc, char **argv, const char *config_path)
         return 1;
     }
     struct store *st = store_new(rc, cfg.redis_key_prefix);
-    o.tty = !once && isatty(STDOUT_FILENO);
+    o.tty = !once && !o.json && isatty(STDOUT_FILENO);
+    o.keys = o.tty && isatty(STDIN_FILENO);
     struct sigaction sa = {.sa_handler = top_on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGWINCH, &sa, NULL);
+    struct termios saved_tio;
+    if (o.keys && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
+        /* keys without Enter and without echo; Ctrl-C still signals (ISIG stays on) */
+        struct termios raw = saved_tio;
+        raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+        raw.c_cc[VMIN] = 1;
+        raw.c_cc[VTIME] = 0;
+        o.keys = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+    } else {
+        o.keys = false;
+    }
     if (o.tty)
         fputs("\033[?25l\033[H\033[2J", stdout); /* hide the cursor, clear */
     int status = 0;
@@ -695,6 +899,8 @@ int cli_top(int argc, char **argv, const char *config_path)
         } else if (!width_set && getenv("COLUMNS")) {
             o.width = atol(getenv("COLUMNS"));
         }
+        if (o.json)
+            o.width = 0; /* never cut a JSON line */
         struct buf fr;
         buf_init(&fr);
         int rc_frame = top_frame(&fr, rc, st, cfg.redis_key_prefix, cfg.timezone, &o);
@@ -708,18 +914,21 @@ int cli_top(int argc, char **argv, const char *config_path)
                     break;
                 }
         }
-        top_write(&fr, &o);
+        if (o.json && rc_frame < 0)
+            top_json_errors(&fr);
+        else
+            top_write(&fr, &o);
         buf_release(&fr);
         if (once) {
             status = rc_frame < 0 ? 1 : 0;
             break;
         }
-        if (!o.tty)
+        if (!o.tty && !o.json)
             fputc('\n', stdout);
-        /* sleep in slices so Ctrl-C ends it at once */
-        for (double slept = 0; slept < interval && !top_stop; slept += 0.1)
-            usleep(100000);
+        top_wait(&o, interval);
     }
+    if (o.keys)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
     if (o.tty)
         fputs("\033[?25h", stdout);
     fflush(stdout);

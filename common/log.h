@@ -8,7 +8,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum log_level { LOG_ERR = 3, LOG_WARN = 4, LOG_NOTICE = 5, LOG_INFO = 6, LOG_DEBUG = 7 };
+enum log_level {
+    LOG_CRIT = 2,
+    LOG_ERR = 3,
+    LOG_WARN = 4,
+    LOG_NOTICE = 5,
+    LOG_INFO = 6,
+    LOG_DEBUG = 7
+};
 
 /* Messages above `level` are discarded. Default LOG_INFO. */
 void log_set_level(enum log_level level);

@@ -238,6 +238,30 @@ static const struct config_key config_keys[] = {
      .max = 3660 * MS_D,
      .desc = "how long a created order is remembered for its paid, refunded, cancelled and "
              "flagged events"},
+    {.name = "conversation_retention",
+     .type = KEY_DURATION,
+     .offset = F(conv_retention_ms),
+     .def = "30d",
+     .min = 0,
+     .max = 3660 * MS_D,
+     .desc = "a conversation silent this long (event time) is forgotten: its next message "
+             "starts a new timeline; 0: never"},
+    {.name = "retention",
+     .type = KEY_DURATION,
+     .offset = F(retention_ms),
+     .def = "400d",
+     .min = 0,
+     .max = 36600 * MS_D,
+     .desc = "a closed period's figures, live KPIs and rule outputs are deleted from Redis "
+             "this long after the period's end (close watermark); 0: kept for ever"},
+    {.name = "cache_max_records",
+     .type = KEY_INT,
+     .offset = F(cache_max_records),
+     .def = "200000",
+     .min = 1000,
+     .max = 100000000,
+     .desc = "most conversation and order records the daemon caches in memory over Redis "
+             "(per instance)"},
     {.name = "rules_dir",
      .type = KEY_STRING,
      .offset = F(rules_dir),
@@ -257,6 +281,29 @@ static const struct config_key config_keys[] = {
      .url = true,
      .desc = "Prometheus Alertmanager base URL (alerts are posted to its `/api/v2/alerts`); "
              "none: off"},
+    {.name = "alertmanager.resend_interval",
+     .type = KEY_DURATION,
+     .offset = F(alertmanager_resend_ms),
+     .def = "1m",
+     .min = MS_S,
+     .max = MS_H,
+     .desc = "how often a firing live alert is re-sent to Alertmanager (each time with endsAt "
+             "4 intervals ahead, so Alertmanager resolves it itself if csmetricsd stops)"},
+    {.name = "alertmanager.timeout",
+     .type = KEY_DURATION,
+     .offset = F(alertmanager_timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = 5 * MS_M,
+     .desc = "timeout of one POST to Alertmanager; failed posts are retried with back-off"},
+    {.name = "alertmanager.final_hold",
+     .type = KEY_DURATION,
+     .offset = F(alertmanager_final_hold_ms),
+     .def = "24h",
+     .min = MS_M,
+     .max = 366 * MS_D,
+     .desc = "how long a final (period close) alert stays active in Alertmanager, counted "
+             "from the close (period end + lateness); older ones are not sent"},
     {.name = "batch_max_events",
      .type = KEY_INT,
      .offset = F(batch_max_events),
@@ -884,21 +931,18 @@ static int load_redis_password(struct loader *l)
     return -1;
 }
 
-int config_load(struct csm_config *c, const char *path, char *err, size_t errlen)
+int config_load_buffer(struct csm_config *c, const char *path, const char *text, size_t len,
+                       char *err, size_t errlen)
 {
     struct loader l = {.c = c, .path = path, .err = err, .errlen = errlen};
     yaml_parser_t parser;
     yaml_document_t doc, extra;
-    size_t len;
     int rc = -1;
 
-    char *text = read_file(path, &len, err, errlen);
-    if (text == NULL)
-        return -1;
     set_string(&c->path, path);
     if (!yaml_parser_initialize(&parser)) {
         snprintf(err, errlen, "%s: cannot initialise the YAML parser", path);
-        goto out_free_text;
+        return -1;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
@@ -935,8 +979,17 @@ out_free_doc:
     yaml_document_delete(&doc);
 out_free_parser:
     yaml_parser_delete(&parser);
-out_free_text:
-    explicit_bzero(text, len);
+    return rc;
+}
+
+int config_load(struct csm_config *c, const char *path, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = read_file(path, &len, err, errlen);
+    if (text == NULL)
+        return -1;
+    int rc = config_load_buffer(c, path, text, len, err, errlen);
+    explicit_bzero(text, len); /* it may hold secrets */
     free(text);
     return rc;
 }

@@ -47,9 +47,17 @@ struct csm_config {
     int64_t attribution_window_ms; /* 72h */
     int64_t dedup_window_ms;       /* 48h */
     int64_t order_retention_ms;    /* 90d */
+    int64_t conv_retention_ms;     /* 30d; 0: never */
+    int64_t retention_ms;          /* 400d: closed periods' state in Redis; 0: kept */
+    int64_t cache_max_records;     /* 200000 */
     char *rules_dir;               /* /etc/csmetrics/rules */
     char *http_listen;             /* "127.0.0.1:9464"; "" disables */
     char *alertmanager_url;        /* NULL: off */
+
+    /* alertmanager (daemon/alertmgr.h) */
+    int64_t alertmanager_resend_ms;     /* 1m: re-send interval of firing live alerts */
+    int64_t alertmanager_timeout_ms;    /* 10s: of one POST */
+    int64_t alertmanager_final_hold_ms; /* 24h: how long a final alert stays active */
 
     /* additions (README) */
     int64_t batch_max_events;  /* 20000: most messages in one Redis commit */
@@ -65,6 +73,10 @@ void config_release(struct csm_config *c);
  * valid ones), duplicate keys, wrong types, bad values and YAML errors fail with
  * "path:line:column: message" in err; 0 or -1. Cross-field checks: config_validate. */
 int config_load(struct csm_config *c, const char *path, char *err, size_t errlen);
+/* Same from memory: text[0..len) (need not be NUL-terminated) is read as the file
+ * `path`, which names it in messages. Borrowed; used by the fuzz harness and tests. */
+int config_load_buffer(struct csm_config *c, const char *path, const char *text, size_t len,
+                       char *err, size_t errlen);
 
 /* Checks the whole: the time zone exists, durations are in range, topics differ. */
 int config_validate(const struct csm_config *c, char *err, size_t errlen);

@@ -88,6 +88,11 @@ bool consumer_assignment_pending(const struct consumer *c)
     return c->pending != NULL;
 }
 
+uint64_t consumer_rebalances(const struct consumer *c)
+{
+    return c->rebalances;
+}
+
 void consumer_retry_assignment(struct consumer *c)
 {
     if (!c->pending)
@@ -342,6 +347,14 @@ int64_t consumer_high_watermark(struct consumer *c, const char *topic, int32_t p
     if (rd_kafka_get_watermark_offsets(c->rk, topic, part, &lo, &hi))
         return -1;
     return hi;
+}
+
+int64_t consumer_log_start(struct consumer *c, const char *topic, int32_t part, int timeout_ms)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_query_watermark_offsets(c->rk, topic, part, &lo, &hi, timeout_ms))
+        return -1;
+    return lo;
 }
 
 void consumer_pause_all(struct consumer *c, bool pause)

@@ -46,6 +46,8 @@ size_t consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, 
 /* Re-runs a refused assignment (after Redis came back). true when one is pending. */
 bool consumer_assignment_pending(const struct consumer *c);
 void consumer_retry_assignment(struct consumer *c);
+/* Rebalance callbacks seen (assignments, revocations, errors); 0 until the group is joined. */
+uint64_t consumer_rebalances(const struct consumer *c);
 
 /* Produces to topic with key; returns 0/-1. consumer_flush waits for delivery of
  * everything produced; -1 when any delivery failed since the last flush. */
@@ -55,6 +57,9 @@ int consumer_flush(struct consumer *c, int timeout_ms);
 
 /* The high watermark cached by librdkafka (no broker round trip); -1 when unknown. */
 int64_t consumer_high_watermark(struct consumer *c, const char *topic, int32_t part);
+/* The partition's first offset the brokers still keep (log start), asked of the broker
+ * (blocks up to timeout_ms); -1 on error. */
+int64_t consumer_log_start(struct consumer *c, const char *topic, int32_t part, int timeout_ms);
 /* Pauses / resumes fetching of every assigned partition (Redis down). */
 void consumer_pause_all(struct consumer *c, bool pause);
 

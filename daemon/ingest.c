@@ -15,6 +15,7 @@
 #include "consumers/consumer.h"
 #include "consumers/decode.h"
 #include "daemon/rconn.h"
+#include "daemon/retention.h"
 #include "daemon/store.h"
 
 #include <hiredis/hiredis.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct part {
     char name[300]; /* "topic:partition" */
@@ -38,6 +40,8 @@ struct part {
     int64_t last_delivery_ms; /* wall */
     int64_t attributed_ms; /* orders: global watermark its orders are attributed up to; -1 others */
     int64_t attributing_ms; /* the global watermark of the attribution pass being committed */
+    uint64_t sweep_cursor;  /* HSCAN cursor of the garbage collection of its state records */
+    bool fresh;             /* no message read since its assignment or a seek */
     bool touched;
 };
 
@@ -51,6 +55,10 @@ struct ingest {
     struct ingest_stats stats;
     bool redis_ok, resync;
     struct log_complaint redis_complaint;
+    int64_t retry_at_ms, retry_delay_ms; /* Redis reconnection back-off (monotonic) */
+    int64_t next_sweep_ms, next_retention_ms;
+    const struct rule_set *rules; /* borrowed: the running rule set (ingest_set_rules) */
+    struct retention_stats retention;
     int64_t next_tick_ms;
     rd_kafka_message_t **msgs;
     struct map *live; /* "tag\x1flabel" of figures changed since the last live refresh */
@@ -100,12 +108,15 @@ struct ingest *ingest_new(const struct csm_config *cfg, char *err, size_t errlen
         .lateness_ms = cfg->lateness_ms,
         .attribution_window_ms = cfg->attribution_window_ms,
         .orphan_ms = cfg->dedup_window_ms,
+        .conv_retention_ms = cfg->conv_retention_ms,
+        .order_retention_ms = cfg->order_retention_ms,
     };
     for (int k = 0; k < PERIOD_KIND_COUNT; k++) {
         in->aconf.kinds[k] = cfg->periods[k];
         in->aconf.accept_ms[k] = cfg->lateness_ms;
     }
     in->msgs = xcalloc((size_t)cfg->batch_max_events, sizeof(*in->msgs));
+    in->stats.batch_sizes.scale = METRICS_SCALE_COUNT;
     return in;
 }
 
@@ -141,9 +152,12 @@ const struct ingest_stats *ingest_stats(const struct ingest *in)
 void ingest_set_rules(struct ingest *in, const struct rule_set *rules)
 {
     const struct csm_config *cfg = in->cfg;
+    in->rules = rules;
     in->aconf.lateness_ms = cfg->lateness_ms;
     in->aconf.attribution_window_ms = cfg->attribution_window_ms;
     in->aconf.orphan_ms = cfg->dedup_window_ms;
+    in->aconf.conv_retention_ms = cfg->conv_retention_ms;
+    in->aconf.order_retention_ms = cfg->order_retention_ms;
     for (int k = 0; k < PERIOD_KIND_COUNT; k++) {
         in->aconf.kinds[k] = cfg->periods[k];
         in->aconf.accept_ms[k] = cfg->lateness_ms;
@@ -169,6 +183,23 @@ struct store *ingest_store(struct ingest *in)
 struct consumer *ingest_consumer(struct ingest *in)
 {
     return in->kc;
+}
+
+size_t ingest_partitions(const struct ingest *in,
+                         void (*fn)(void *ud, const struct ingest_partition *p), void *ud)
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (fn && map_next(in->parts, &it, &k, &v)) {
+        const struct part *p = v;
+        struct ingest_partition ip = {.topic = p->topic,
+                                      .partition = p->number,
+                                      .committed = p->committed,
+                                      .wm_ms = p->wm_ms};
+        fn(ud, &ip);
+    }
+    return map_size(in->parts);
 }
 
 bool ingest_failed(const struct ingest *in)
@@ -264,6 +295,7 @@ static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *par
         p->registered = map_new();
         p->last_delivery_ms = clock_wall_ms();
         p->attributed_ms = p->kind == TOPIC_ORDERS ? 0 : -1;
+        p->fresh = true;
         if (ingest_load_part(in, p, err, sizeof(err)) < 0) {
             part_free(p);
             ingest_redis_failed(in, "loading partition state", err);
@@ -308,16 +340,31 @@ int ingest_start(struct ingest *in, char *err, size_t errlen)
     return 0;
 }
 
+/* Schedules the next connection attempt: 100 ms doubling to 5 s, with jitter so that
+ * instances restarted together spread out. */
+static void ingest_backoff(struct ingest *in)
+{
+    in->retry_delay_ms = in->retry_delay_ms ? in->retry_delay_ms * 2 : 100;
+    if (in->retry_delay_ms > 5000)
+        in->retry_delay_ms = 5000;
+    in->retry_at_ms =
+        clock_mono_ms() + in->retry_delay_ms / 2 + rand() % (in->retry_delay_ms / 2 + 1);
+}
+
 /* After a Redis failure: reconnect, re-read every assigned partition, and seek the
  * consumer back to the stored offsets. */
 static void ingest_resync(struct ingest *in)
 {
     char err[512];
     if (!in->redis_ok) {
+        if (clock_mono_ms() < in->retry_at_ms)
+            return;
         if (rconn_connect(in->rc, err, sizeof(err)) < 0) {
+            ingest_backoff(in);
             log_complain(&in->redis_complaint, LOG_ERR, "redis", "cannot reconnect: %s", err);
             return;
         }
+        in->retry_delay_ms = 0;
         in->redis_ok = true;
         log_complain_recovered(&in->redis_complaint, "redis", "redis reachable");
     }
@@ -332,6 +379,7 @@ static void ingest_resync(struct ingest *in)
         }
         delta_reset(p->delta);
         map_clear(p->registered);
+        p->fresh = true;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, p->topic, p->number)->offset =
             p->committed >= 0 ? p->committed : RD_KAFKA_OFFSET_BEGINNING;
@@ -394,6 +442,28 @@ static struct part *ingest_part_of(struct ingest *in, const rd_kafka_message_t *
     char name[300];
     snprintf(name, sizeof(name), "%s:%d", rd_kafka_topic_name(m->rkt), (int)m->partition);
     return map_get(in->parts, name);
+}
+
+/* The first message after an assignment or a seek should be at the stored offset. When
+ * it is further on and the broker no longer keeps the stored offset, Kafka's retention
+ * deleted messages before csmetrics read them (librdkafka then moves to the earliest
+ * offset kept: auto.offset.reset=earliest). Those events are lost; this is said at crit
+ * level with the offsets and counted (README "Guarantees"). A gap the broker still
+ * keeps (transaction markers, aborted transactions) is normal and not reported. */
+static void ingest_check_gap(struct ingest *in, struct part *p, int64_t first)
+{
+    if (p->next < 0 || first <= p->next)
+        return;
+    int64_t start = consumer_log_start(in->kc, p->topic, p->number, 5000);
+    if (start <= p->next)
+        return;
+    int64_t lost = (start < first ? start : first) - p->next;
+    in->stats.offset_resets++;
+    in->stats.lost_messages += (uint64_t)lost;
+    log_msg(LOG_CRIT, "kafka",
+            "partition %s: offsets %" PRId64 "..%" PRId64 " were deleted by Kafka (retention) "
+            "before csmetrics read them: %" PRId64 " messages LOST; continuing at offset %" PRId64,
+            p->name, p->next, p->next + lost - 1, lost, first);
 }
 
 /* An event of the batch and its partition, for grouping by partition. */
@@ -682,6 +752,79 @@ static void ingest_release_commit(struct pending_commit *pc)
     }
 }
 
+/* Each partition's share of cache_max_records. */
+static size_t ingest_cache_share(const struct ingest *in)
+{
+    size_t n = map_size(in->parts);
+    return (size_t)in->cfg->cache_max_records / (n ? n : 1);
+}
+
+/* The largest lateness any maintained period kind accepts. */
+static int64_t ingest_max_accept(const struct ingest *in)
+{
+    int64_t m = in->aconf.lateness_ms;
+    for (int k = 0; k < PERIOD_KIND_COUNT; k++)
+        if (in->aconf.kinds[k] && in->aconf.accept_ms[k] > m)
+            m = in->aconf.accept_ms[k];
+    return m;
+}
+
+struct sweep_ctx {
+    struct ingest *in;
+    struct part *p;
+    int64_t cutoff_ms;
+};
+
+static void ingest_sweep_cb(void *ud, const char *field, const char *value, size_t len)
+{
+    struct sweep_ctx *sc = ud;
+    if (agg_part_sweep(sc->p->agg, field, value, len, sc->cutoff_ms)) {
+        sc->p->touched = true;
+        sc->in->stats.swept++;
+    }
+}
+
+/* Garbage collection of conversation and order records no event can use any more
+ * (agg_part_sweep), a chunk of each partition's hash every 10 s; the deletions are
+ * committed with the partition's offsets like any state change. The cutoff keeps the
+ * records any event not late for every period could still read. 0/-1. */
+static int ingest_sweep(struct ingest *in, char *err, size_t errlen)
+{
+    int64_t mono = clock_mono_ms(), wm = in->stats.close_wm_ms;
+    if (mono < in->next_sweep_ms || wm <= 0)
+        return 0;
+    in->next_sweep_ms = mono + 10000;
+    int64_t margin = ingest_max_accept(in) + in->aconf.lateness_ms;
+    size_t n = 0, np = map_size(in->parts);
+    struct store_scan *scans = xcalloc(np + 1, sizeof(*scans));
+    struct sweep_ctx *ctx = xcalloc(np + 1, sizeof(*ctx));
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (map_next(in->parts, &it, &k, &v)) {
+        struct part *p = v;
+        int64_t keep = p->kind == TOPIC_CHAT     ? in->cfg->conv_retention_ms
+                       : p->kind == TOPIC_ORDERS ? in->cfg->order_retention_ms
+                                                 : 0;
+        if (keep <= 0 || wm - keep - margin <= 0)
+            continue;
+        ctx[n] = (struct sweep_ctx){.in = in, .p = p, .cutoff_ms = wm - keep - margin};
+        scans[n] = (struct store_scan){.topic = p->topic,
+                                       .part = p->number,
+                                       .which = p->kind == TOPIC_CHAT ? STORE_CONV : STORE_ORD,
+                                       .cursor = p->sweep_cursor,
+                                       .cb = ingest_sweep_cb,
+                                       .ud = &ctx[n]};
+        n++;
+    }
+    int rc = store_state_scan_chunks(in->st, scans, n, 500, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        ctx[i].p->sweep_cursor = scans[i].cursor;
+    free(scans);
+    free(ctx);
+    return rc;
+}
+
 /* Commits every touched partition in three round trips (store_commit_batches), their
  * writes merged per tag. 0, or -1 after a Redis failure (handled). */
 static int ingest_commit_all(struct ingest *in)
@@ -731,6 +874,7 @@ static int ingest_commit_all(struct ingest *in)
             if (p->kind == TOPIC_ORDERS)
                 p->attributed_ms = p->attributing_ms;
             in->stats.commits++;
+            in->stats.evicted += agg_part_trim(p->agg, ingest_cache_share(in));
         }
         ingest_release_commit(&pcs[i]);
     }
@@ -738,6 +882,10 @@ static int ingest_commit_all(struct ingest *in)
     free(pcs);
     free(bs);
     free(fenced);
+    in->stats.cached = 0;
+    it = 0;
+    while (map_next(in->parts, &it, &k, &v))
+        in->stats.cached += agg_part_cached(((struct part *)v)->agg);
     if (rc < 0) {
         ingest_redis_failed(in, "commit", err);
         return -1;
@@ -768,6 +916,10 @@ static void ingest_process(struct ingest *in, size_t n)
         if (p->next >= 0 && m->offset < p->next) {
             mp[i] = NULL; /* read before a seek back: the stored offset decides */
             continue;
+        }
+        if (p->fresh) {
+            p->fresh = false;
+            ingest_check_gap(in, p, m->offset);
         }
         p->next = m->offset + 1;
         p->touched = true;
@@ -823,6 +975,7 @@ static void ingest_process(struct ingest *in, size_t n)
         if (evs[i].ts_ms > p->wm_ms)
             p->wm_ms = evs[i].ts_ms;
         in->stats.events++;
+        in->stats.events_by[p->kind][evs[i].type]++;
         if (res.late)
             ingest_dead(in, DL_LATE, res.detail, p->topic, p->number, m->offset, m->payload,
                         m->len);
@@ -839,6 +992,32 @@ out:
     free(idx);
     free(dup);
     free(mp);
+}
+
+/* Every 15 s: deletes the state of periods that ended `retention` before the close
+ * watermark (retention.h). Never before they stop accepting events: the cutoff is at
+ * least the largest lateness plus a day behind the close watermark. */
+static void ingest_retention(struct ingest *in)
+{
+    char err[512];
+    int64_t mono = clock_mono_ms(), wm = in->stats.close_wm_ms;
+    if (in->cfg->retention_ms <= 0 || wm <= 0 || mono < in->next_retention_ms)
+        return;
+    in->next_retention_ms = mono + 15000;
+    int64_t keep = in->cfg->retention_ms, floor = ingest_max_accept(in) + 86400000;
+    if (keep < floor)
+        keep = floor;
+    uint64_t before = in->retention.periods_deleted;
+    if (retention_sweep(in->rc, in->cfg->redis_key_prefix, in->rules, wm - keep, 10000,
+                        &in->retention, err, sizeof(err)) < 0) {
+        ingest_redis_failed(in, "deleting expired periods", err);
+        return;
+    }
+    in->stats.periods_deleted = in->retention.periods_deleted;
+    if (in->retention.periods_deleted != before)
+        log_msg(LOG_INFO, "retention",
+                "deleted expired periods count=%" PRIu64 " before_ms=%" PRId64,
+                in->retention.periods_deleted - before, wm - keep);
 }
 
 /* Attribution, orphans, dead-letter flush, commits, watermark publication. */
@@ -870,6 +1049,10 @@ static void ingest_finish(struct ingest *in, bool tick)
             p->touched = true;
         }
     }
+    if (tick && ingest_sweep(in, err, sizeof(err)) < 0) {
+        ingest_redis_failed(in, "sweeping state records", err);
+        return;
+    }
     /* Dead letters must be in Kafka before the offsets that produced them move on. */
     if (consumer_flush(in->kc, 30000) < 0) {
         log_msg(LOG_ERR, "ingest", "dead-letter delivery failed; batch not committed, re-reading");
@@ -900,17 +1083,30 @@ static void ingest_finish(struct ingest *in, bool tick)
     }
     if (tick)
         ingest_refresh_live(in);
+    if (tick && in->redis_ok)
+        ingest_retention(in);
 }
 
 void ingest_step(struct ingest *in)
 {
     if (!in->kc) {
         char err[512];
+        int64_t wait = in->retry_at_ms - clock_mono_ms();
+        if (wait > 0) { /* back-off; the main loop still ticks (watchdog) */
+            if (wait > 200)
+                wait = 200;
+            nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = wait * 1000000}, NULL);
+            return;
+        }
         if (ingest_start(in, err, sizeof(err)) < 0) {
-            if (in->fatal)
+            if (in->fatal) {
                 log_msg(LOG_ERR, "ingest", "cannot start: %s", err);
-            else
+            } else {
+                ingest_backoff(in);
                 log_complain(&in->redis_complaint, LOG_ERR, "ingest", "cannot start: %s", err);
+            }
+        } else {
+            in->retry_delay_ms = 0;
         }
         return;
     }
@@ -934,6 +1130,7 @@ void ingest_step(struct ingest *in)
     bool tick = mono >= in->next_tick_ms;
     if (n > 0) {
         in->stats.batches++;
+        metrics_hist_observe(&in->stats.batch_sizes, (double)n);
         ingest_process(in, n);
     }
     if (n > 0 || tick) {

@@ -37,6 +37,8 @@ struct rconn {
     char *user;     /* NULL: none given (AUTH <password>) */
     char *password; /* NULL: none */
     char *function_lib;
+    char *function_name; /* its "#!lua name=..." (NULL: none; then it is always loaded) */
+    bool list_refused;   /* the last connect's FUNCTION LIST got an error reply */
     int connect_timeout_ms, command_timeout_ms;
     char *addr;     /* "host:port" or "unix:/path", for messages */
     char *describe; /* addr + "/db" */
@@ -46,6 +48,7 @@ struct rconn {
     bool lost;       /* some of them never reached c's output buffer, or c was freed */
     char qerr[128];  /* why queueing failed, when hiredis said so */
     int64_t roundtrips;
+    struct metrics_hist latency; /* of the round trips, seconds */
 };
 
 static void fail(char *err, size_t errlen, const char *fmt, ...)
@@ -63,7 +66,8 @@ static void fail(char *err, size_t errlen, const char *fmt, ...)
 
 /* ---- URL parsing (pure) ---- */
 
-/* A copy of url with the password part of any user-info replaced by "***". Works on
+/* A copy of url with the password part of any user-info, and the value of every query
+ * parameter but db (unix://...?password=x is a common mistake), replaced by "***". Works on
  * malformed URLs too: whatever lies between the first ':' after the scheme and the last '@'
  * is hidden. */
 static char *mask_url(const char *url)
@@ -72,13 +76,31 @@ static char *mask_url(const char *url)
     const char *start = sep ? sep + 3 : url;
     const char *at = strrchr(start, '@');
     const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
-    if (!colon)
-        return xstrdup(url);
+    const char *rest = url;
     struct buf b;
     buf_init(&b);
-    buf_add(&b, url, (size_t)(colon - url) + 1);
-    buf_adds(&b, "***");
-    buf_adds(&b, at);
+    if (colon) {
+        buf_add(&b, url, (size_t)(colon - url) + 1);
+        buf_adds(&b, "***");
+        rest = at;
+    }
+    const char *q = strchr(rest, '?');
+    if (!q) {
+        buf_adds(&b, rest);
+        return b.data;
+    }
+    buf_add(&b, rest, (size_t)(q - rest));
+    while (*q) { /* q at '?' or '&' */
+        size_t n = strcspn(q + 1, "&");
+        const char *eq = memchr(q + 1, '=', n);
+        if (eq && !(eq - q - 1 == 2 && strncmp(q + 1, "db", 2) == 0)) {
+            buf_add(&b, q, (size_t)(eq - q) + 1);
+            buf_adds(&b, "***");
+        } else {
+            buf_add(&b, q, n + 1);
+        }
+        q += n + 1;
+    }
     return b.data;
 }
 
@@ -202,8 +224,10 @@ static int parse_tcp(const char *s, struct rconn *r, char *why, size_t whylen)
         }
         r->port = (int)v;
     }
-    if (*rest == '?' || *rest == '#') {
-        fail(why, whylen, "unexpected '%c' (redis:// takes the database as /N)", *rest);
+    /* No query: what follows '?' may be a password (redis://h?password=x). */
+    const char *query = rest + strcspn(rest, "?#");
+    if (*query) {
+        fail(why, whylen, "unexpected '%c' (redis:// takes the database as /N)", *query);
         return -1;
     }
     if (*rest == '/' && rest[1] != '\0') {
@@ -242,7 +266,9 @@ static int parse_unix(const char *s, struct rconn *r, char *why, size_t whylen)
             }
             r->db = (int)v;
         } else {
-            fail(why, whylen, "unknown parameter '%.*s' (only db=N)", (int)n, q);
+            /* the name only: the value may be a password */
+            int shown = strncmp(q, "db=", 3) == 0 ? (int)n : (int)strcspn(q, "=&");
+            fail(why, whylen, "unknown parameter '%.*s' (only db=N)", shown, q);
             return -1;
         }
         q += n;
@@ -314,8 +340,13 @@ struct rconn *rconn_new(const struct rconn_opts *o, char *err, size_t errlen)
         free(r->password);
         r->password = NULL;
     }
-    if (o->function_lib)
+    if (o->function_lib) {
         r->function_lib = xstrdup(o->function_lib);
+        const char *name = strstr(r->function_lib, "name=");
+        size_t eol = strcspn(r->function_lib, "\n");
+        if (strncmp(r->function_lib, "#!", 2) == 0 && name && name < r->function_lib + eol)
+            r->function_name = xstrndup(name + 5, strcspn(name + 5, " \t\r\n"));
+    }
     r->connect_timeout_ms =
         o->connect_timeout_ms ? o->connect_timeout_ms : RCONN_CONNECT_TIMEOUT_MS;
     r->command_timeout_ms =
@@ -351,6 +382,7 @@ void rconn_destroy(struct rconn *r)
         free(r->password);
     }
     free(r->function_lib);
+    free(r->function_name);
     free(r->addr);
     free(r->describe);
     free(r);
@@ -379,6 +411,11 @@ const char *rconn_describe(const struct rconn *r)
 int64_t rconn_roundtrips(const struct rconn *r)
 {
     return r->roundtrips;
+}
+
+const struct metrics_hist *rconn_latency(const struct rconn *r)
+{
+    return &r->latency;
 }
 
 size_t rconn_pending(const struct rconn *r)
@@ -483,6 +520,8 @@ static int read_replies(struct rconn *r, size_t want, redisReply ***replies, cha
     redisReply **out = xcalloc(want, sizeof(*out));
     struct sigpipe_guard g;
     bool failed = false;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     r->roundtrips++;
     sigpipe_block(&g);
     for (size_t i = 0; i < want; i++) {
@@ -503,6 +542,9 @@ static int read_replies(struct rconn *r, size_t want, redisReply ***replies, cha
         break;
     }
     sigpipe_restore(&g, failed);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_hist_observe(&r->latency,
+                         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     if (failed) {
         rconn_replies_free(out, want);
         redisFree(r->c);
@@ -560,7 +602,7 @@ redisReply *rconn_command(struct rconn *r, char *err, size_t errlen, const char 
 
 /* ---- connecting ---- */
 
-enum handshake_step { STEP_AUTH, STEP_SELECT, STEP_FUNCTION, STEP_PING };
+enum handshake_step { STEP_AUTH, STEP_SELECT, STEP_PING, STEP_FUNCTION };
 
 static struct timeval ms_to_tv(int ms)
 {
@@ -582,11 +624,49 @@ static void handshake_error(const struct rconn *r, enum handshake_step step, con
         break;
     case STEP_FUNCTION:
         fail(err, errlen, "cannot load redis functions on '%s': %.*s", r->addr, len, rep->str);
+        /* An ACL user without FUNCTION LOAD: say what to do (README "Security"). */
+        if (strncmp(rep->str, "NOPERM", 6) == 0 && strlen(err) + 1 < errlen)
+            fail(err + strlen(err), errlen - strlen(err),
+                 " (library '%s' is %s and user '%s' may not load it: load it as an admin:"
+                 " csmetricsd --redis-functions | redis-cli -x FUNCTION LOAD REPLACE)",
+                 r->function_name ? r->function_name : "?",
+                 r->list_refused ? "not checked (FUNCTION LIST refused: allow +function|list)"
+                                 : "missing or not this version's",
+                 r->user ? r->user : "default");
         break;
     case STEP_PING:
         fail(err, errlen, "cannot ping redis '%s': %.*s", r->addr, len, rep->str);
         break;
     }
+}
+
+/* Whether a FUNCTION LIST LIBRARYNAME <ours> WITHCODE reply holds exactly our library (RESP2:
+ * an array of libraries, each a flat array of name/value pairs). Any other reply, an error
+ * included (an ACL user without FUNCTION LIST), means "load it". */
+static bool function_lib_loaded(const struct rconn *r, const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY)
+        return false;
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *lib = rep->element[i];
+        const redisReply *name = NULL, *code = NULL;
+        if (lib->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (size_t j = 0; j + 1 < lib->elements; j += 2) {
+            const redisReply *k = lib->element[j];
+            if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS)
+                continue;
+            if (strcmp(k->str, "library_name") == 0)
+                name = lib->element[j + 1];
+            else if (strcmp(k->str, "library_code") == 0)
+                code = lib->element[j + 1];
+        }
+        if (name && code && name->type == REDIS_REPLY_STRING && code->type == REDIS_REPLY_STRING &&
+            strcmp(name->str, r->function_name) == 0 && code->len == strlen(r->function_lib) &&
+            memcmp(code->str, r->function_lib, code->len) == 0)
+            return true;
+    }
+    return false;
 }
 
 int rconn_connect(struct rconn *r, char *err, size_t errlen)
@@ -611,7 +691,8 @@ int rconn_connect(struct rconn *r, char *err, size_t errlen)
     }
     r->c = c;
 
-    /* One round trip; argv form so that any bytes in the password are safe. */
+    /* One round trip; argv form so that any bytes in the password are safe. PING before
+     * FUNCTION LIST so that a missing password reads as NOAUTH on the PING. */
     enum handshake_step steps[4];
     size_t nsteps = 0;
     int ok = REDIS_OK;
@@ -632,12 +713,14 @@ int rconn_connect(struct rconn *r, char *err, size_t errlen)
         ok |= redisAppendCommand(c, "SELECT %d", r->db);
         steps[nsteps++] = STEP_SELECT;
     }
-    if (r->function_lib) {
-        ok |= redisAppendCommand(c, "FUNCTION LOAD REPLACE %s", r->function_lib);
-        steps[nsteps++] = STEP_FUNCTION;
-    }
     ok |= redisAppendCommand(c, "PING");
     steps[nsteps++] = STEP_PING;
+    /* Load the library only when it is not there as is: an ACL user without FUNCTION LOAD
+     * (README "Security") then runs on a library an admin loaded. */
+    if (r->function_name) {
+        ok |= redisAppendCommand(c, "FUNCTION LIST LIBRARYNAME %s WITHCODE", r->function_name);
+        steps[nsteps++] = STEP_FUNCTION;
+    }
     if (ok != REDIS_OK) {
         fail(err, errlen, "cannot connect to redis '%s': %s", r->addr, c->errstr);
         redisFree(c);
@@ -649,13 +732,31 @@ int rconn_connect(struct rconn *r, char *err, size_t errlen)
     if (read_replies(r, nsteps, &reps, err, errlen) != 0)
         return -1;
     int rc = 0;
-    for (size_t i = 0; i < nsteps; i++)
-        if (reps[i]->type == REDIS_REPLY_ERROR) {
+    bool load = r->function_lib != NULL;
+    for (size_t i = 0; i < nsteps && rc == 0; i++) {
+        if (steps[i] == STEP_FUNCTION) {
+            r->list_refused = reps[i]->type == REDIS_REPLY_ERROR;
+            load = !function_lib_loaded(r, reps[i]);
+        } else if (reps[i]->type == REDIS_REPLY_ERROR) {
             handshake_error(r, steps[i], reps[i], err, errlen);
             rc = -1;
-            break;
         }
+    }
     rconn_replies_free(reps, nsteps);
+    if (rc == 0 && load) {
+        if (redisAppendCommand(c, "FUNCTION LOAD REPLACE %s", r->function_lib) != REDIS_OK) {
+            fail(err, errlen, "cannot connect to redis '%s': %s", r->addr, c->errstr);
+            rc = -1;
+        } else if (read_replies(r, 1, &reps, err, errlen) != 0) {
+            return -1;
+        } else {
+            if (reps[0]->type == REDIS_REPLY_ERROR) {
+                handshake_error(r, STEP_FUNCTION, reps[0], err, errlen);
+                rc = -1;
+            }
+            rconn_replies_free(reps, 1);
+        }
+    }
     if (rc != 0) {
         redisFree(r->c);
         r->c = NULL;

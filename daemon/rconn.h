@@ -12,6 +12,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "daemon/metrics.h"
+
 struct rconn;
 
 struct rconn_opts {
@@ -21,7 +23,8 @@ struct rconn_opts {
      * rejected. */
     const char *url;
     const char *password;     /* optional; overrides the URL's (from redis.password_file) */
-    const char *function_lib; /* optional Lua library; FUNCTION LOAD REPLACE after every connect */
+    const char *function_lib; /* optional Lua library ("#!lua name=X\n..."); loaded at connect
+                               * when Redis does not hold exactly this code (see rconn_connect) */
     int connect_timeout_ms;   /* 2000 when 0 */
     int command_timeout_ms;   /* 5000 when 0; bounds each socket read/write of rconn_exec */
 };
@@ -37,12 +40,17 @@ void rconn_destroy(struct rconn *r);
 
 /* (Re)connects: drops any current connection (and commands queued on it), then opens a new
  * one and, in one round trip, sends AUTH [user] password (when a password or user is set),
- * SELECT db (when db != 0), FUNCTION LOAD REPLACE lib (when set) and PING. 0 on success; -1
- * with r disconnected and err set, e.g.
+ * SELECT db (when db != 0), PING and, with a function library, FUNCTION LIST LIBRARYNAME
+ * name WITHCODE; when the library is missing or its code differs (or the list is refused), a
+ * second round trip sends FUNCTION LOAD REPLACE lib. So an ACL user without FUNCTION LOAD
+ * works once an admin has loaded this version's library. 0 on success; -1 with r
+ * disconnected and err set, e.g.
  *   "cannot connect to redis '127.0.0.1:6379': Connection refused"
  *   "redis auth failed for user 'app': WRONGPASS invalid username-password pair ..."
  *   "cannot select redis database 3 on 'unix:/run/redis.sock': ERR DB index is out of range"
  *   "cannot load redis functions on '127.0.0.1:6379': ERR Error compiling function: ..."
+ *   "cannot load redis functions on '127.0.0.1:6379': NOPERM ... (library 'csmetrics' is
+ *    missing or not this version's and user 'csm' may not load it: load it as an admin: ...)"
  *   "cannot ping redis '127.0.0.1:6379': NOAUTH Authentication required."
  * The user is "default" in messages when the URL names none. */
 int rconn_connect(struct rconn *r, char *err, size_t errlen);
@@ -89,5 +97,7 @@ redisReply *rconn_command(struct rconn *r, char *err, size_t errlen, const char 
 /* Round trips made (each rconn_exec/rconn_command that sent commands, and each connect
  * handshake) — a counter for metrics. */
 int64_t rconn_roundtrips(const struct rconn *r);
+/* The time each of those round trips took (seconds), for metrics. */
+const struct metrics_hist *rconn_latency(const struct rconn *r);
 
 #endif

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct rules_run {
     struct rule_set *set;
@@ -72,17 +73,6 @@ const struct rules_stats *rules_run_stats(const struct rules_run *rr)
 
 /* ---- small helpers ---- */
 
-static void rr_tag(struct buf *b, const char *prefix, const char *rule, const char *shop)
-{
-    buf_reset(b);
-    buf_adds(b, prefix);
-    buf_adds(b, "{x:");
-    keys_escape(b, rule);
-    buf_addc(b, ':');
-    keys_escape(b, shop);
-    buf_addc(b, '}');
-}
-
 static char *rr_key(const struct buf *tag, const char *label, const char *name)
 {
     struct buf k;
@@ -106,6 +96,34 @@ static int64_t rr_lateness(const struct rule *r, const struct csm_config *cfg)
 static bool rr_is_array(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ARRAY;
+}
+
+/* ---- observer hooks (rules_env.obs) ---- */
+
+static double rr_mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* name: an alert name, or a close's "agent alert" key (the longest alert name ending it). */
+static void rr_observe_alert(const struct rules_env *env, const struct rule *r, const char *name,
+                             bool key, const char *state)
+{
+    if (!env->obs || !env->obs->alert)
+        return;
+    const char *alert = name;
+    size_t kl = strlen(name), best = 0;
+    for (size_t a = 0; key && a < r->nalerts; a++) {
+        size_t al = strlen(r->alerts[a].name);
+        if (al < kl && al > best && name[kl - al - 1] == ' ' &&
+            strcmp(name + kl - al, r->alerts[a].name) == 0) {
+            alert = r->alerts[a].name;
+            best = al;
+        }
+    }
+    env->obs->alert(env->obs->ud, r->name, alert, state);
 }
 
 /* ---- one evaluation ---- */
@@ -144,6 +162,7 @@ static int rr_evaluate(const struct rules_env *env, const struct rule *r, const 
                        const struct period *p, bool final, struct rr_eval *e)
 {
     char err[512];
+    double t0 = rr_mono_s();
     *e = (struct rr_eval){0};
     const char *prefix = env->cfg->redis_key_prefix;
     struct buf team, tag, at;
@@ -151,7 +170,7 @@ static int rr_evaluate(const struct rules_env *env, const struct rule *r, const 
     buf_init(&tag);
     buf_init(&at);
     keys_owner_tag(&team, prefix, KEYS_TEAM, shop, NULL);
-    rr_tag(&tag, prefix, r->name, shop);
+    keys_rule_tag(&tag, prefix, r->name, shop);
     int rc = -1;
     redisReply *agents = NULL, *prevs = NULL, *streaks = NULL;
     e->in = (struct eval_input){
@@ -226,6 +245,8 @@ static int rr_evaluate(const struct rules_env *env, const struct rule *r, const 
         goto out;
     }
     rc = 0;
+    if (env->obs && env->obs->evaluated)
+        env->obs->evaluated(env->obs->ud, final, rr_mono_s() - t0);
 out:
     if (agents)
         freeReplyObject(agents);
@@ -360,6 +381,7 @@ static int rr_emit(const struct rules_env *env, const struct buf *tag, const str
                        alerts->element[i + 1]->str) < 0)
             goto out;
         stats->alerts++;
+        rr_observe_alert(env, r, alerts->element[i]->str, true, "firing");
     }
     if (consumer_flush(env->kc, 30000) < 0) {
         snprintf(err, sizeof(err), "kafka delivery failed");
@@ -379,6 +401,11 @@ static int rr_emit(const struct rules_env *env, const struct buf *tag, const str
         log_msg(LOG_NOTICE, "rules",
                 "period closed rule=%s shop=%s period=%s snapshots=%zu alerts=%zu", r->name, shop,
                 p->label, snaps->elements / 2, alerts->elements / 2);
+    if (rc == 0 && env->obs && env->obs->closed)
+        env->obs->closed(env->obs->ud, r->name, shop, p->label);
+    /* Recorded as emitted: a crash before this line re-sends the same alerts, which is fine. */
+    for (size_t i = 1; rc == 0 && i < alerts->elements; i += 2)
+        alertmgr_final(env->am, alerts->element[i]->str, p->end_ms + rr_lateness(r, env->cfg));
 out:
     if (rc < 0)
         log_msg(LOG_ERR, "rules", "cannot emit close rule=%s shop=%s period=%s: %s", r->name, shop,
@@ -439,7 +466,7 @@ static int rr_close_shop(struct rules_run *rr, const struct rules_env *env, cons
     struct buf tag, team;
     buf_init(&tag);
     buf_init(&team);
-    rr_tag(&tag, env->cfg->redis_key_prefix, r->name, shop);
+    keys_rule_tag(&tag, env->cfg->redis_key_prefix, r->name, shop);
     keys_owner_tag(&team, env->cfg->redis_key_prefix, KEYS_TEAM, shop, NULL);
     char *mk = rr_key(&tag, NULL, "meta");
     redisReply *m = rconn_command(env->rc, err, sizeof(err), "HGET %s closed", mk);
@@ -493,7 +520,7 @@ static int rr_live_shop(struct rules_run *rr, const struct rules_env *env, const
     rr->stats.live_evaluations++;
     struct buf tag;
     buf_init(&tag);
-    rr_tag(&tag, env->cfg->redis_key_prefix, r->name, shop);
+    keys_rule_tag(&tag, env->cfg->redis_key_prefix, r->name, shop);
     char *lk = rr_key(&tag, p.label, "live"), *ak = rr_key(&tag, NULL, "livealerts");
     char *sk = rr_key(&tag, NULL, "alerts");
     redisReply *firing = rconn_command(env->rc, err, sizeof(err), "HGETALL %s", ak);
@@ -528,9 +555,16 @@ static int rr_live_shop(struct rules_run *rr, const struct rules_env *env, const
                         rconn_appendf(env->rc, "HDEL %s %s", ak, f.data);
                     rconn_appendf(env->rc, "XADD %s MAXLEN ~ 100000 * alert %s", sk, json);
                     rr_produce(env, env->cfg->topic_alerts, f.data, json);
+                    alertmgr_live(env->am, json, r->interval_ms, env->now_ms);
                     rr->stats.alerts++;
+                    rr_observe_alert(env, r, r->alerts[a].name, false, now ? "firing" : "resolved");
                     free(json);
                 }
+            } else if (now && alertmgr_enabled(env->am)) {
+                /* still firing: keeps Alertmanager's copy from expiring (also after a restart) */
+                char *json = eval_alert_json(&e.in, s, a, "firing", since);
+                alertmgr_live(env->am, json, r->interval_ms, env->now_ms);
+                free(json);
             }
             buf_release(&f);
         }

@@ -11,11 +11,24 @@
 
 #include "config/config.h"
 #include "consumers/consumer.h"
+#include "daemon/alertmgr.h"
 #include "daemon/rconn.h"
 #include "daemon/store.h"
 #include "rules/rule.h"
 
 struct rules_run;
+
+/* Optional hooks for the daemon's metrics and status line, called on the caller's thread
+ * from rules_run_step; any may be NULL. Strings are borrowed for the call. */
+struct rules_observer {
+    /* a close was emitted: (rule, shop, period) snapshots and alerts are in Kafka */
+    void (*closed)(void *ud, const char *rule, const char *shop, const char *period);
+    /* an alert event was produced; state "firing" or "resolved" */
+    void (*alert)(void *ud, const char *rule, const char *alert, const char *state);
+    /* one evaluation (Redis reads and eval_run) of a rule for a shop, final or live */
+    void (*evaluated)(void *ud, bool final, double seconds);
+    void *ud;
+};
 
 struct rules_env {
     const struct csm_config *cfg;
@@ -24,6 +37,9 @@ struct rules_env {
     struct consumer *kc; /* producer for the snapshots and alerts topics */
     int64_t wm_ms;       /* global watermark */
     int64_t now_ms;      /* wall clock */
+    struct alertmgr *am; /* NULL, or alerts also go to Alertmanager */
+    /* NULL, or told of closes, alerts and evaluations */
+    const struct rules_observer *obs;
 };
 
 struct rules_stats {

@@ -385,6 +385,41 @@ int store_state_scan(struct store *s, const char *topic, int32_t part, enum stor
     return rc;
 }
 
+int store_state_scan_chunks(struct store *s, struct store_scan *scans, size_t n, size_t count,
+                            char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        store_state_key(s, &s->k3, scans[i].topic, scans[i].part, scans[i].which);
+        char cur[24], cnt[24];
+        snprintf(cur, sizeof(cur), "%" PRIu64, scans[i].cursor);
+        snprintf(cnt, sizeof(cnt), "%zu", count);
+        rconn_appendf(s->rc, "HSCAN %b %s COUNT %s", s->k3.data, s->k3.len, cur, cnt);
+    }
+    redisReply **rep = NULL;
+    size_t nr = 0;
+    if (rconn_exec(s->rc, &rep, &nr, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const redisReply *r = i < nr ? rep[i] : NULL;
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            snprintf(err, errlen, "unexpected reply scanning partition state");
+            rc = -1;
+            break;
+        }
+        scans[i].cursor = strtoull(r->element[0]->str, NULL, 10);
+        const redisReply *kv = r->element[1];
+        for (size_t j = 0; j + 1 < kv->elements; j += 2)
+            scans[i].cb(scans[i].ud, kv->element[j]->str, kv->element[j + 1]->str,
+                        kv->element[j + 1]->len);
+    }
+    rconn_replies_free(rep, nr);
+    return rc;
+}
+
 /* Appends b's csm_commit; its journal goes to *journal (empty when b writes nothing). */
 static void store_append_commit(struct store *s, const struct store_batch *b, struct buf *journal)
 {
@@ -629,13 +664,16 @@ static int64_t store_int(const redisReply *r)
     return 0;
 }
 
+/* In csm_figures' KEYS order. */
+const char *const store_figure_keys[STORE_FIGURE_KEYS] = {
+    "c",     "inq",       "rep",        "ord",      "paid", "ocreated",
+    "opaid", "orefunded", "ocancelled", "oflagged", "w",    "rv"};
+
 int store_read_figures(struct store *s, const char *owner_tag, const struct period *p,
                        struct kpi_figures *f, char *err, size_t errlen)
 {
-    static const char *const names[] = {"c",          "inq",      "rep",   "ord",
-                                        "paid",       "ocreated", "opaid", "orefunded",
-                                        "ocancelled", "oflagged", "w",     "rv"};
-    enum { NNAMES = sizeof(names) / sizeof(names[0]) };
+    const char *const *names = store_figure_keys;
+    enum { NNAMES = STORE_FIGURE_KEYS };
     struct buf keys[NNAMES + 2];
     struct argv a = {0};
     argv_pushs(&a, "FCALL");

@@ -68,6 +68,24 @@ int store_state_scan(struct store *s, const char *topic, int32_t part, enum stor
                      void (*cb)(void *ud, const char *field, const char *value, size_t len),
                      void *ud, char *err, size_t errlen);
 
+/* One chunk of an incremental HSCAN of a partition-local state hash, several
+ * partitions in one round trip (for garbage collection). cursor: 0 starts a pass, and
+ * comes back 0 when the pass is complete. cb gets borrowed pointers. */
+struct store_scan {
+    const char *topic;
+    int32_t part;
+    enum store_state which;
+    uint64_t cursor;
+    void (*cb)(void *ud, const char *field, const char *value, size_t len);
+    void *ud;
+};
+int store_state_scan_chunks(struct store *s, struct store_scan *scans, size_t n, size_t count,
+                            char *err, size_t errlen);
+
+/* The key suffixes (after "TAG:LABEL:") of one owner's figures for one period. */
+extern const char *const store_figure_keys[];
+#define STORE_FIGURE_KEYS 12
+
 struct store_kv {
     const char *field;
     const char *value; /* NULL or "" deletes the field */

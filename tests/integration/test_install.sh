@@ -22,9 +22,12 @@ else
 fi
 {
     for d in etc usr usr/bin usr/lib usr/lib/systemd usr/lib/systemd/system \
-        usr/lib/sysusers.d usr/lib/tmpfiles.d etc/csmetrics/rules; do
+        usr/lib/sysusers.d usr/lib/tmpfiles.d etc/csmetrics/rules \
+        usr/share usr/share/bash-completion usr/share/bash-completion/completions; do
         echo "d 755 $d"
     done
+    echo "f 644 usr/share/bash-completion/completions/csmetrics"
+    echo "l 777 usr/share/bash-completion/completions/csmetricsd"
     echo "f 755 usr/bin/csmetrics"
     echo "f 755 usr/bin/csmetricsd"
     echo "f 644 usr/lib/systemd/system/csmetricsd.service"

@@ -1533,6 +1533,188 @@ static void test_missing(void **state)
     fx_release(&f);
 }
 
+/* ---- forgetting: conversation_retention, order_retention, sweep, cache bound ---- */
+
+static void test_conv_retention(void **state)
+{
+    (void)state;
+    struct agg_conf keep = conf_month;
+    keep.conv_retention_ms = H(24 * 30);
+    for (int forget = 0; forget < 2; forget++) {
+        struct fx f;
+        fx_init(&f, forget ? &keep : &conf_month, TOPIC_CHAT, AUG10);
+        msg(&f, "cv1", "x1", "c1", "in", AUG10);
+        msg(&f, "cv1", "x1", "c1", "out", AUG10 + SEC(30));
+        reload(&f);
+        delta_reset(f.c.d);
+        /* 31 days later (2026-09-10): silent longer than 30 d → a new timeline, whose
+         * first wait is the conversation's first again */
+        f.c.wm_ms = AUG10 + H(24 * 31);
+        msg(&f, "cv1", "x1", "c1", "in", AUG10 + H(24 * 31));
+        msg(&f, "cv1", "x1", "c1", "out", AUG10 + H(24 * 31) + SEC(60));
+        assert_int_equal(ctr(f.c.d, AG1, ":2026-09:c", "wait_n"), 1);
+        assert_int_equal(ctr(f.c.d, AG1, ":2026-09:c", "first_n"), forget ? 1 : 0);
+        fx_release(&f);
+    }
+}
+
+static void test_order_retention(void **state)
+{
+    (void)state;
+    struct agg_conf keep = conf_month;
+    keep.order_retention_ms = H(24 * 90);
+    for (int forget = 0; forget < 2; forget++) {
+        struct fx f;
+        fx_init(&f, forget ? &keep : &conf_month, TOPIC_ORDERS, AUG1);
+        order_ev(&f, "created", "o1", AUG10,
+                 ",\"customer_id\":\"c1\",\"amount\":\"10\",\"agent_id\":\"x1\"");
+        reload(&f);
+        delta_reset(f.c.d);
+        /* paid 89 days later: known either way */
+        order_ev(&f, "paid", "o1", AUG10 + H(24 * 89), ",\"amount\":1");
+        assert_int_equal(ctr(f.c.d, AG1, ":2026-11:c", "sales_cents"), 100);
+        delta_reset(f.c.d);
+        /* refunded 90 days after created: forgotten with order_retention 90d, so it
+         * waits for its order (an orphan later) instead of counting */
+        order_ev(&f, "refunded", "o1", AUG10 + H(24 * 90), ",\"amount\":1");
+        assert_int_equal(ctr(f.c.d, AG1, ":2026-11:c", "refund_cents"), forget ? 0 : 100);
+        assert_int_equal(delta_empty(f.c.d), forget);
+        fx_release(&f);
+    }
+}
+
+/* The ids and values agg_part_dirty(p, 0) would commit, as "id=len|" text (NULL: "id=-|"). */
+static char *dirty_text(struct agg_part *p)
+{
+    struct agg_kv *kv;
+    size_t n = agg_part_dirty(p, 0, &kv);
+    struct buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        if (kv[i].value)
+            buf_printf(&b, "%s=%zu|", kv[i].field, kv[i].len);
+        else
+            buf_printf(&b, "%s=-|", kv[i].field);
+    }
+    char *s = xstrdup(b.len ? b.data : "");
+    buf_release(&b);
+    return s;
+}
+
+static void test_sweep_conversations(void **state)
+{
+    (void)state;
+    struct fx f, stored;
+    fx_init(&f, &conf_month, TOPIC_CHAT, AUG10);
+    msg(&f, "cv1", "x1", "c1", "in", AUG10);
+    msg(&f, "cv2", "x1", "c2", "in", AUG10 + H(5));
+    /* the stored records, as the sweep reads them back */
+    fx_init(&stored, &conf_month, TOPIC_CHAT, AUG10);
+    struct agg_kv *kv;
+    size_t n = agg_part_dirty(f.p, 0, &kv);
+    assert_int_equal(n, 2);
+    char *ids[2] = {NULL, NULL}, *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = xstrdup(kv[i].field);
+        vals[i] = xstrndup(kv[i].value, kv[i].len);
+        lens[i] = kv[i].len;
+    }
+    /* changed in this batch: never swept */
+    for (size_t i = 0; i < n; i++)
+        assert_false(agg_part_sweep(f.p, ids[i], vals[i], lens[i], AUG11));
+    agg_part_clean(f.p);
+    /* cutoff between the two: only cv1 (newest message AUG10) goes */
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(agg_part_sweep(f.p, ids[i], vals[i], lens[i], AUG10 + H(1)),
+                         strcmp(ids[i], "cv1") == 0);
+    assert_int_equal(agg_part_cached(f.p), 1);
+    char *d = dirty_text(f.p);
+    assert_string_equal(d, "cv1=-|");
+    free(d);
+    agg_part_clean(f.p);
+    d = dirty_text(f.p);
+    assert_string_equal(d, "");
+    free(d);
+    /* not cached: decoded from the stored value */
+    for (size_t i = 0; i < n; i++)
+        assert_true(agg_part_sweep(stored.p, ids[i], vals[i], lens[i], AUG11));
+    assert_int_equal(agg_part_cached(stored.p), 0);
+    d = dirty_text(stored.p);
+    assert_true(strstr(d, "cv1=-|") && strstr(d, "cv2=-|"));
+    free(d);
+    /* a record recreated before the commit is written, not deleted */
+    msg(&stored, "cv2", "x1", "c2", "in", AUG11);
+    d = dirty_text(stored.p);
+    assert_true(strstr(d, "cv1=-|") && !strstr(d, "cv2=-|") && strstr(d, "cv2="));
+    free(d);
+    assert_false(agg_part_sweep(stored.p, "bad", "\x01", 1, AUG11)); /* malformed: kept */
+    for (size_t i = 0; i < n; i++) {
+        free(ids[i]);
+        free(vals[i]);
+    }
+    fx_release(&f);
+    fx_release(&stored);
+}
+
+static void test_sweep_orders(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, &conf_month, TOPIC_ORDERS, AUG1);
+    order_ev(&f, "created", "o1", AUG10,
+             ",\"customer_id\":\"c1\",\"amount\":\"1\",\"agent_id\":\"x1\"");
+    order_ev(&f, "created", "o2", AUG10, ",\"customer_id\":\"c1\",\"amount\":\"2\"");
+    order_ev(&f, "paid", "o3", AUG10, ",\"amount\":\"2\"");
+    struct agg_kv *kv;
+    size_t n = agg_part_dirty(f.p, 0, &kv);
+    assert_int_equal(n, 3);
+    char *ids[3] = {NULL, NULL, NULL}, *vals[3] = {NULL, NULL, NULL};
+    size_t lens[3] = {0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = xstrdup(kv[i].field);
+        vals[i] = xstrndup(kv[i].value, kv[i].len);
+        lens[i] = kv[i].len;
+    }
+    agg_part_clean(f.p);
+    /* only the attributed order holding nothing: o2 waits for attribution, o3's paid
+     * waits for its order */
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(agg_part_sweep(f.p, ids[i], vals[i], lens[i], AUG11),
+                         strcmp(ids[i], "o1") == 0);
+    assert_false(agg_part_sweep(f.p, "o1", vals[0], lens[0], AUG10)); /* cutoff not past */
+    char *d = dirty_text(f.p);
+    assert_string_equal(d, "o1=-|");
+    free(d);
+    for (size_t i = 0; i < n; i++) {
+        free(ids[i]);
+        free(vals[i]);
+    }
+    fx_release(&f);
+}
+
+static void test_trim(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, &conf_month, TOPIC_CHAT, AUG10);
+    char conv[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(conv, sizeof(conv), "cv%d", i);
+        msg(&f, conv, "x1", "c1", "in", AUG10 + i);
+    }
+    assert_int_equal(agg_part_trim(f.p, 4), 0); /* all dirty: nothing to drop */
+    agg_part_clean(f.p);
+    assert_int_equal(agg_part_trim(f.p, 20), 0);
+    msg(&f, "cv3", "x1", "c1", "out", AUG10 + SEC(9));
+    assert_int_equal(agg_part_trim(f.p, 4), 8); /* down to 4 / 2, the dirty one kept */
+    assert_int_equal(agg_part_cached(f.p), 2);
+    char *d = dirty_text(f.p);
+    assert_true(strncmp(d, "cv3=", 4) == 0);
+    free(d);
+    fx_release(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1564,6 +1746,11 @@ int main(void)
         cmocka_unit_test(test_load_malformed),
         cmocka_unit_test(test_missing),
         cmocka_unit_test(test_batch_equals_steps),
+        cmocka_unit_test(test_conv_retention),
+        cmocka_unit_test(test_order_retention),
+        cmocka_unit_test(test_sweep_conversations),
+        cmocka_unit_test(test_sweep_orders),
+        cmocka_unit_test(test_trim),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -194,6 +194,24 @@ static const struct default_case {
      .ft = T_MS,
      .offset = O(order_retention_ms),
      .num = INT64_C(7776000000)},
+    {.key = "conversation_retention",
+     .type = "duration (0..3660d)",
+     .def = "`30d`",
+     .ft = T_MS,
+     .offset = O(conv_retention_ms),
+     .num = INT64_C(2592000000)},
+    {.key = "retention",
+     .type = "duration (0..36600d)",
+     .def = "`400d`",
+     .ft = T_MS,
+     .offset = O(retention_ms),
+     .num = INT64_C(34560000000)},
+    {.key = "cache_max_records",
+     .type = "integer (1000..100000000)",
+     .def = "`200000`",
+     .ft = T_INT,
+     .offset = O(cache_max_records),
+     .num = 200000},
     {.key = "rules_dir",
      .type = "string",
      .def = "`/etc/csmetrics/rules`",
@@ -212,6 +230,24 @@ static const struct default_case {
      .ft = T_STR,
      .offset = O(alertmanager_url),
      .str = NULL},
+    {.key = "alertmanager.resend_interval",
+     .type = "duration (1s..1h)",
+     .def = "`1m`",
+     .ft = T_MS,
+     .offset = O(alertmanager_resend_ms),
+     .num = 60000},
+    {.key = "alertmanager.timeout",
+     .type = "duration (100ms..5m)",
+     .def = "`10s`",
+     .ft = T_MS,
+     .offset = O(alertmanager_timeout_ms),
+     .num = 10000},
+    {.key = "alertmanager.final_hold",
+     .type = "duration (1m..366d)",
+     .def = "`24h`",
+     .ft = T_MS,
+     .offset = O(alertmanager_final_hold_ms),
+     .num = 86400000},
     {.key = "batch_max_events",
      .type = "integer (1..1000000)",
      .def = "`20000`",
@@ -421,6 +457,12 @@ static void test_operations_example(void **state)
     config_init(&d);
     free(c.alertmanager_url);
     c.alertmanager_url = NULL;
+    c.alertmanager_resend_ms = d.alertmanager_resend_ms;
+    c.alertmanager_timeout_ms = d.alertmanager_timeout_ms;
+    c.alertmanager_final_hold_ms = d.alertmanager_final_hold_ms;
+    c.conv_retention_ms = d.conv_retention_ms;
+    c.retention_ms = d.retention_ms;
+    c.cache_max_records = d.cache_max_records;
     c.batch_max_events = d.batch_max_events;
     c.batch_max_wait_ms = d.batch_max_wait_ms;
     free(c.log_level);
@@ -498,11 +540,17 @@ static const char full_dump[] = "# csmetrics effective configuration (full.yaml)
                                 "attribution_window: 7d\n"
                                 "dedup_window: 250ms\n"
                                 "order_retention: 400d\n"
+                                "conversation_retention: 7d\n"
+                                "retention: 0\n"
+                                "cache_max_records: 5000\n"
                                 "rules_dir: \"rules.d\"\n"
                                 "http:\n"
                                 "  listen: \"\"\n"
                                 "alertmanager:\n"
                                 "  url: \"http://am:9093\"\n"
+                                "  resend_interval: 30s\n"
+                                "  timeout: 2500ms\n"
+                                "  final_hold: 7d\n"
                                 "batch_max_events: 500\n"
                                 "batch_max_wait: 1500ms\n"
                                 "log_level: \"debug\"\n";
@@ -568,8 +616,8 @@ static const struct error_case {
     {.file = "unknown_key.yaml",
      .err = "unknown_key.yaml:2:1: unknown key 'latenes' (valid keys: kafka, redis, timezone, "
             "periods, lateness, idle_timeout, max_future, attribution_window, dedup_window, "
-            "order_retention, rules_dir, http, alertmanager, batch_max_events, batch_max_wait, "
-            "log_level)"},
+            "order_retention, conversation_retention, retention, cache_max_records, rules_dir, "
+            "http, alertmanager, batch_max_events, batch_max_wait, log_level)"},
     {.file = "unknown_key_nested.yaml",
      .err = "unknown_key_nested.yaml:3:3: unknown key 'kafka.topic' (valid keys under 'kafka': "
             "brokers, group_id, topics, properties)"},
@@ -579,8 +627,9 @@ static const struct error_case {
     {.file = "dotted_key.yaml",
      .err = "dotted_key.yaml:1:1: unknown key 'kafka.brokers' (valid keys: kafka, redis, "
             "timezone, periods, lateness, idle_timeout, max_future, attribution_window, "
-            "dedup_window, order_retention, rules_dir, http, alertmanager, batch_max_events, "
-            "batch_max_wait, log_level)"},
+            "dedup_window, order_retention, conversation_retention, retention, "
+            "cache_max_records, rules_dir, http, alertmanager, batch_max_events, batch_max_wait, "
+            "log_level)"},
     {.file = "duplicate_key.yaml", .err = "duplicate_key.yaml:3:1: duplicate key 'lateness'"},
     {.file = "duplicate_key_flow.yaml",
      .err = "duplicate_key_flow.yaml:1:34: duplicate key 'redis.url'"},
@@ -1047,6 +1096,40 @@ static void test_durations(void **state)
     }
 }
 
+/* config_load_buffer (the fuzz harness's entry) reads exactly len bytes, named by path:
+ * full.yaml from memory dumps as from the file, and bytes after len are not read. */
+static void test_load_buffer(void **state)
+{
+    struct csm_config a, b;
+    char err[1024] = "";
+    size_t len = 0;
+    (void)state;
+
+    config_init(&a);
+    load_ok(&a, "full.yaml");
+    FILE *f = fopen("full.yaml", "rb");
+    assert_non_null(f);
+    char *text = malloc(1 << 16);
+    assert_non_null(text);
+    len = fread(text, 1, (1 << 16) - 16, f);
+    fclose(f);
+    memcpy(text + len, "\nnot: yaml: [", 14); /* past len: must not be read */
+    config_init(&b);
+    assert_int_equal(config_load_buffer(&b, "full.yaml", text, len, err, sizeof(err)), 0);
+    char *da = dump_of(&a), *db = dump_of(&b);
+    assert_string_equal(da, db);
+    free(da);
+    free(db);
+    config_release(&b);
+
+    config_init(&b);
+    assert_int_equal(config_load_buffer(&b, "mem.yaml", "lateness: 5x", 12, err, sizeof(err)), -1);
+    assert_string_equal(err, "mem.yaml:1:11: 'lateness' must be a duration like 10m, 30s, 72h");
+    config_release(&b);
+    config_release(&a);
+    free(text);
+}
+
 /* config_release leaves a zeroed struct and takes a zeroed or released one again. */
 static void test_release_twice(void **state)
 {
@@ -1117,6 +1200,7 @@ int main(void)
         cmocka_unit_test(test_credentials_directory),
         cmocka_unit_test(test_url_redaction),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_load_buffer),
         cmocka_unit_test(test_release_twice),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

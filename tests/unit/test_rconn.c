@@ -92,7 +92,16 @@ static const struct url_case {
      .err = "invalid redis url 'unix:///tmp/s?db=': unknown parameter 'db=' (only db=N)"},
     {.url = "unix:///tmp/s?timeout=3",
      .err =
-         "invalid redis url 'unix:///tmp/s?timeout=3': unknown parameter 'timeout=3' (only db=N)"},
+         "invalid redis url 'unix:///tmp/s?timeout=***': unknown parameter 'timeout' (only db=N)"},
+    {.url = "unix:///tmp/s?db=1&password=" SECRET,
+     .err = "invalid redis url 'unix:///tmp/s?db=1&password=***': unknown parameter 'password' "
+            "(only db=N)"},
+    {.url = "redis://h:1/0?password=" SECRET,
+     .err = "invalid redis url 'redis://h:1/0?password=***': unexpected '?' (redis:// takes the "
+            "database as /N)"},
+    {.url = "redis://h?password=" SECRET,
+     .err = "invalid redis url 'redis://h?password=***': unexpected '?' (redis:// takes the "
+            "database as /N)"},
     {.url = "unix:///tmp/s?db=1&x",
      .err = "invalid redis url 'unix:///tmp/s?db=1&x': unknown parameter 'x' (only db=N)"},
     {.url = "redis://u%zz:" SECRET "@h",
