@@ -2,19 +2,25 @@
  * librdkafka's mock cluster (the real Kafka protocol over TCP on 127.0.0.1, ephemeral
  * ports). Runs in the foreground until SIGTERM/SIGINT; the bootstrap address goes to
  * stdout and, written atomically (tmp + rename), to --bootstrap-file, which is removed
- * again on exit. Nothing is persisted: all data lives in this process. */
+ * again on exit. Nothing is persisted: all data lives in this process. With --control, fault
+ * injection commands (broker down/up, coordinator moves, request errors, latency, leaders) are
+ * read one a line from stdin or a FIFO and answered on stdout (the fault suite drives it). */
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -36,7 +42,7 @@ static void kafka_mock_usage(FILE *out)
 {
     fprintf(out,
             "usage: csmetrics kafka-mock [--brokers N] [--partitions N] [--bootstrap-file F]\n"
-            "                            [--topics a,b,c]\n"
+            "                            [--topics a,b,c] [--control -|FIFO]\n"
             "\n"
             "Runs a local Kafka (librdkafka's mock cluster) in the foreground until SIGTERM or\n"
             "SIGINT. Prints 'kafka-mock: bootstrap HOST:PORT[,HOST:PORT...]' on stdout.\n"
@@ -49,6 +55,29 @@ static void kafka_mock_usage(FILE *out)
             "                       shop.orders, cs.reviews, cs.snapshots, cs.alerts,\n"
             "                       cs.deadletter (other topics are auto-created on first\n"
             "                       use with 4 partitions)\n"
+            "  --control -|FIFO     read fault-injection commands, one a line, from stdin (-) or\n"
+            "                       from the named pipe FIFO (created if missing, removed on exit\n"
+            "                       if created); each is answered on stdout with one line,\n"
+            "                       'ok LINE' or 'error LINE: why'\n"
+            "\n"
+            "Control commands (brokers are numbered 1..N):\n"
+            "  broker-down ID            close the broker's connections and refuse new ones\n"
+            "  broker-up ID              accept connections again\n"
+            "  rtt ID MS                 delay every response of the broker by MS ms (0: off)\n"
+            "  coordinator GROUP ID      make broker ID the coordinator of consumer group GROUP\n"
+            "  txn-coordinator TXID ID   the same for a transactional id\n"
+            "  leader TOPIC PART ID      move the partition's leader to broker ID (-1: none)\n"
+            "  errors API CODE N         the next N requests of API (name or number: Fetch,\n"
+            "                            Produce, ListOffsets, Metadata, OffsetCommit,\n"
+            "                            OffsetFetch, FindCoordinator, JoinGroup, Heartbeat,\n"
+            "                            LeaveGroup, SyncGroup, ...), on any broker, fail with\n"
+            "                            CODE (Kafka error name or number, e.g.\n"
+            "                            NOT_COORDINATOR, REQUEST_TIMED_OUT, 16)\n"
+            "  errors-clear API          drop the errors still queued for API\n"
+            "  topic-error TOPIC CODE    metadata reports CODE for TOPIC (NO_ERROR: clear)\n"
+            "  stop                      shut down as on SIGTERM\n"
+            "Blank lines and lines starting with # are ignored. End of input on stdin stops\n"
+            "reading commands (the cluster keeps running).\n"
             "\n"
             "Limits of the mock (librdkafka 2.0.2), know them before you trust a result:\n"
             "  - memory only; ports are ephemeral, so read the bootstrap address each run;\n"
@@ -159,6 +188,249 @@ static int kafka_mock_create_topics(rd_kafka_mock_cluster_t *mc, const char *lis
     return rc;
 }
 
+/* ---- --control: fault injection ---- */
+
+static const struct {
+    const char *name;
+    int16_t key;
+} kafka_mock_apis[] = {
+    {"Produce", 0},          {"Fetch", 1},
+    {"ListOffsets", 2},      {"Metadata", 3},
+    {"OffsetCommit", 8},     {"OffsetFetch", 9},
+    {"FindCoordinator", 10}, {"JoinGroup", 11},
+    {"Heartbeat", 12},       {"LeaveGroup", 13},
+    {"SyncGroup", 14},       {"DescribeGroups", 15},
+    {"ListGroups", 16},      {"ApiVersions", 18},
+    {"InitProducerId", 22},  {"AddPartitionsToTxn", 24},
+    {"AddOffsetsToTxn", 25}, {"EndTxn", 26},
+    {"TxnOffsetCommit", 28},
+};
+
+static int kafka_mock_parse_api(const char *s, int16_t *out)
+{
+    for (size_t i = 0; i < sizeof(kafka_mock_apis) / sizeof(kafka_mock_apis[0]); i++)
+        if (strcasecmp(s, kafka_mock_apis[i].name) == 0) {
+            *out = kafka_mock_apis[i].key;
+            return 0;
+        }
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > INT16_MAX)
+        return -1;
+    *out = (int16_t)v;
+    return 0;
+}
+
+/* A Kafka error by librdkafka's name (NOT_COORDINATOR, with or without the
+ * RD_KAFKA_RESP_ERR_ prefix) or by number. */
+static int kafka_mock_parse_err(const char *s, rd_kafka_resp_err_t *out)
+{
+    const char *name = strncmp(s, "RD_KAFKA_RESP_ERR_", 18) == 0 ? s + 18 : s;
+    const struct rd_kafka_err_desc *descs;
+    size_t n;
+    rd_kafka_get_err_descs(&descs, &n);
+    for (size_t i = 0; i < n; i++)
+        if (descs[i].name && strcasecmp(descs[i].name, name) == 0) {
+            *out = descs[i].code;
+            return 0;
+        }
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < -200 || v > 1000)
+        return -1;
+    *out = (rd_kafka_resp_err_t)v;
+    return 0;
+}
+
+static int kafka_mock_parse_i32(const char *s, long min, long max, int32_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+/* Runs one control line; the answer (without newline) goes to `why` on error. 0/-1. */
+static int kafka_mock_command(rd_kafka_mock_cluster_t *mc, char *line, char *why, size_t whylen)
+{
+    char *av[8];
+    int ac = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(line, " \t\r", &save); t && ac < 8; t = strtok_r(NULL, " \t\r", &save))
+        av[ac++] = t;
+    if (ac == 0)
+        return 0;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int32_t id = 0, part = 0, ms = 0, n = 0;
+    int16_t api = 0;
+    rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
+#define KM_WANT(cnt, usage)                                                                        \
+    do {                                                                                           \
+        if (ac != (cnt)) {                                                                         \
+            snprintf(why, whylen, "usage: %s", usage);                                             \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+#define KM_BAD(what, arg)                                                                          \
+    do {                                                                                           \
+        snprintf(why, whylen, "invalid %s '%s'", what, arg);                                       \
+        return -1;                                                                                 \
+    } while (0)
+    const char *cmd = av[0];
+    if (strcmp(cmd, "broker-down") == 0 || strcmp(cmd, "broker-up") == 0) {
+        KM_WANT(2, "broker-down|broker-up ID");
+        if (kafka_mock_parse_i32(av[1], 0, INT32_MAX, &id) < 0)
+            KM_BAD("broker id", av[1]);
+        e = cmd[7] == 'd' ? rd_kafka_mock_broker_set_down(mc, id)
+                          : rd_kafka_mock_broker_set_up(mc, id);
+    } else if (strcmp(cmd, "rtt") == 0) {
+        KM_WANT(3, "rtt ID MS");
+        if (kafka_mock_parse_i32(av[1], 0, INT32_MAX, &id) < 0)
+            KM_BAD("broker id", av[1]);
+        if (kafka_mock_parse_i32(av[2], 0, 3600000, &ms) < 0)
+            KM_BAD("milliseconds", av[2]);
+        e = rd_kafka_mock_broker_set_rtt(mc, id, ms);
+    } else if (strcmp(cmd, "coordinator") == 0 || strcmp(cmd, "txn-coordinator") == 0) {
+        KM_WANT(3, "coordinator GROUP ID | txn-coordinator TXID ID");
+        if (kafka_mock_parse_i32(av[2], 0, INT32_MAX, &id) < 0)
+            KM_BAD("broker id", av[2]);
+        e = rd_kafka_mock_coordinator_set(mc, cmd[0] == 'c' ? "group" : "transaction", av[1], id);
+    } else if (strcmp(cmd, "leader") == 0) {
+        KM_WANT(4, "leader TOPIC PART ID");
+        if (kafka_mock_parse_i32(av[2], 0, INT32_MAX, &part) < 0)
+            KM_BAD("partition", av[2]);
+        if (kafka_mock_parse_i32(av[3], -1, INT32_MAX, &id) < 0)
+            KM_BAD("broker id", av[3]);
+        e = rd_kafka_mock_partition_set_leader(mc, av[1], part, id);
+    } else if (strcmp(cmd, "errors") == 0) {
+        KM_WANT(4, "errors API CODE N");
+        if (kafka_mock_parse_api(av[1], &api) < 0)
+            KM_BAD("api", av[1]);
+        if (kafka_mock_parse_err(av[2], &code) < 0)
+            KM_BAD("error code", av[2]);
+        if (kafka_mock_parse_i32(av[3], 1, 100000, &n) < 0)
+            KM_BAD("count", av[3]);
+        rd_kafka_resp_err_t *codes = xcalloc((size_t)n, sizeof(*codes));
+        for (int32_t i = 0; i < n; i++)
+            codes[i] = code;
+        rd_kafka_mock_push_request_errors_array(mc, api, (size_t)n, codes);
+        free(codes);
+    } else if (strcmp(cmd, "errors-clear") == 0) {
+        KM_WANT(2, "errors-clear API");
+        if (kafka_mock_parse_api(av[1], &api) < 0)
+            KM_BAD("api", av[1]);
+        rd_kafka_mock_clear_request_errors(mc, api);
+    } else if (strcmp(cmd, "topic-error") == 0) {
+        KM_WANT(3, "topic-error TOPIC CODE");
+        if (kafka_mock_parse_err(av[2], &code) < 0)
+            KM_BAD("error code", av[2]);
+        rd_kafka_mock_topic_set_error(mc, av[1], code);
+    } else if (strcmp(cmd, "stop") == 0) {
+        KM_WANT(1, "stop");
+        kafka_mock_stop = 1;
+    } else {
+        snprintf(why, whylen, "unknown command '%s' (see --help)", cmd);
+        return -1;
+    }
+#undef KM_WANT
+#undef KM_BAD
+    if (e) {
+        snprintf(why, whylen, "%s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+struct kafka_mock_control {
+    int fd;          /* -1: not reading */
+    char *fifo;      /* created by us: removed on exit */
+    struct buf line; /* a partial line */
+};
+
+/* Opens the command source: "-" is stdin; a path is a FIFO, created when missing and
+ * opened read-write so that writers coming and going never make it reach end of file. */
+static int kafka_mock_control_open(struct kafka_mock_control *ctl, const char *src)
+{
+    buf_init(&ctl->line);
+    ctl->fd = -1;
+    ctl->fifo = NULL;
+    if (strcmp(src, "-") == 0) {
+        ctl->fd = STDIN_FILENO;
+        return 0;
+    }
+    struct stat st;
+    if (stat(src, &st) != 0) {
+        if (mkfifo(src, 0600) != 0) {
+            fprintf(stderr, "kafka-mock: cannot create fifo '%s': %s\n", src, strerror(errno));
+            return -1;
+        }
+        ctl->fifo = xstrdup(src);
+    } else if (!S_ISFIFO(st.st_mode)) {
+        fprintf(stderr, "kafka-mock: '%s' is not a fifo\n", src);
+        return -1;
+    }
+    ctl->fd = open(src, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (ctl->fd < 0) {
+        fprintf(stderr, "kafka-mock: cannot open fifo '%s': %s\n", src, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void kafka_mock_control_close(struct kafka_mock_control *ctl)
+{
+    if (ctl->fd > STDIN_FILENO)
+        close(ctl->fd);
+    if (ctl->fifo)
+        unlink(ctl->fifo);
+    free(ctl->fifo);
+    buf_release(&ctl->line);
+}
+
+/* Reads what is there and runs every complete line. */
+static void kafka_mock_control_read(struct kafka_mock_control *ctl, rd_kafka_mock_cluster_t *mc)
+{
+    char chunk[4096];
+    ssize_t got = read(ctl->fd, chunk, sizeof(chunk));
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+        log_msg(LOG_NOTICE, "kafka-mock", "control input closed; no more commands are read");
+        ctl->fd = -1;
+        return;
+    }
+    if (got < 0)
+        return;
+    buf_add(&ctl->line, chunk, (size_t)got);
+    char *start = ctl->line.data;
+    char *nl;
+    while ((nl = memchr(start, '\n', ctl->line.len - (size_t)(start - ctl->line.data)))) {
+        *nl = '\0';
+        char *text = xstrdup(start);
+        char *p = start + strspn(start, " \t\r");
+        if (*p && *p != '#') {
+            char why[300] = "";
+            int rc = kafka_mock_command(mc, p, why, sizeof(why));
+            if (rc == 0) {
+                printf("ok %s\n", text);
+                log_msg(LOG_NOTICE, "kafka-mock", "control: %s", text);
+            } else {
+                printf("error %s: %s\n", text, why);
+                log_msg(LOG_WARN, "kafka-mock", "control: %s: %s", text, why);
+            }
+            fflush(stdout);
+        }
+        free(text);
+        start = nl + 1;
+    }
+    size_t rest = ctl->line.len - (size_t)(start - ctl->line.data);
+    memmove(ctl->line.data, start, rest);
+    ctl->line.len = rest;
+}
+
 int cli_kafka_mock(int argc, char **argv, const char *config_path)
 {
     (void)config_path; /* topics come from --topics; the mock needs no configuration */
@@ -167,11 +439,12 @@ int cli_kafka_mock(int argc, char **argv, const char *config_path)
         {.name = "partitions", .has_arg = required_argument, .val = 'p'},
         {.name = "bootstrap-file", .has_arg = required_argument, .val = 'f'},
         {.name = "topics", .has_arg = required_argument, .val = 't'},
+        {.name = "control", .has_arg = required_argument, .val = 'c'},
         {.name = "help", .has_arg = no_argument, .val = 'h'},
         {0},
     };
     int brokers = 1, partitions = 4;
-    const char *bootstrap_file = NULL, *topics = NULL;
+    const char *bootstrap_file = NULL, *topics = NULL, *control = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -194,6 +467,9 @@ int cli_kafka_mock(int argc, char **argv, const char *config_path)
                 fprintf(stderr, "kafka-mock: invalid --topics '%s': want a,b,c\n", topics);
                 return 2;
             }
+            break;
+        case 'c':
+            control = optarg;
             break;
         case 'h':
             kafka_mock_usage(stdout);
@@ -254,13 +530,28 @@ int cli_kafka_mock(int argc, char **argv, const char *config_path)
     log_msg(LOG_INFO, "kafka-mock", "mock cluster up brokers=%d partitions=%d topics=%s", brokers,
             partitions, topics ? topics : "defaults");
 
-    while (!kafka_mock_stop)
-        rd_kafka_poll(rk, 200); /* serves the log callback; the mock runs in its own thread */
+    struct kafka_mock_control ctl = {.fd = -1};
+    if (control && kafka_mock_control_open(&ctl, control) != 0) {
+        kafka_mock_control_close(&ctl);
+        goto out_unlink;
+    }
+    while (!kafka_mock_stop) {
+        if (ctl.fd >= 0) {
+            struct pollfd pfd = {.fd = ctl.fd, .events = POLLIN};
+            if (poll(&pfd, 1, 200) > 0)
+                kafka_mock_control_read(&ctl, mc);
+            rd_kafka_poll(rk, 0);
+        } else {
+            rd_kafka_poll(rk, 200); /* serves the log callback; the mock runs in its own thread */
+        }
+    }
+    kafka_mock_control_close(&ctl);
 
-    log_msg(LOG_INFO, "kafka-mock", "signal received, shutting down");
+    log_msg(LOG_INFO, "kafka-mock", "shutting down");
+    rc = 0;
+out_unlink:
     if (bootstrap_file && unlink(bootstrap_file) != 0 && errno != ENOENT)
         log_msg(LOG_WARN, "kafka-mock", "cannot remove '%s': %s", bootstrap_file, strerror(errno));
-    rc = 0;
 out_destroy_mc:
     rd_kafka_mock_cluster_destroy(mc);
 out_destroy_rk:

@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,14 +33,33 @@
 struct rules_run {
     struct rule_set *set;
     struct rules_stats stats;
-    int64_t *next_live; /* per rule: wall ms of the next live evaluation */
+    int64_t *next_live;   /* per rule: wall ms of the next live evaluation */
+    const char *crash_at; /* CSMETRICS_CRASH_AT (rr_crash_point); NULL: none */
 };
 
 struct rules_run *rules_run_new(struct rule_set *set)
 {
     struct rules_run *rr = xcalloc(1, sizeof(*rr));
     rules_run_replace(rr, set);
+    rr->crash_at = getenv("CSMETRICS_CRASH_AT");
+    if (rr->crash_at && !*rr->crash_at)
+        rr->crash_at = NULL;
+    if (rr->crash_at)
+        log_msg(LOG_WARN, "rules", "test hook CSMETRICS_CRASH_AT=%s is set", rr->crash_at);
     return rr;
+}
+
+/* The fault suite's hook (README "Guarantees"): with CSMETRICS_CRASH_AT=POINT in the
+ * environment, the daemon kills itself (SIGKILL, like a crash) the first time a period
+ * close reaches POINT: after_record (the close is in Redis, nothing produced),
+ * after_produce (records queued in librdkafka, not flushed), after_flush (Kafka has
+ * them, Redis does not say emitted), after_emitted (marked emitted). */
+static void rr_crash_point(const struct rules_run *rr, const char *point)
+{
+    if (!rr->crash_at || strcmp(rr->crash_at, point) != 0)
+        return;
+    log_msg(LOG_WARN, "rules", "CSMETRICS_CRASH_AT=%s: killing the daemon", point);
+    raise(SIGKILL);
 }
 
 void rules_run_replace(struct rules_run *rr, struct rule_set *set)
@@ -359,9 +379,10 @@ static int rr_record(const struct rules_env *env, const struct buf *tag, const s
 }
 
 /* Produces what Redis recorded for the close, then marks it emitted and moves the cursor. */
-static int rr_emit(const struct rules_env *env, const struct buf *tag, const struct rule *r,
-                   const char *shop, const struct period *p, struct rules_stats *stats)
+static int rr_emit(struct rules_run *rr, const struct rules_env *env, const struct buf *tag,
+                   const struct rule *r, const char *shop, const struct period *p)
 {
+    struct rules_stats *stats = &rr->stats;
     char err[512];
     char *fk = rr_key(tag, p->label, "final"), *ak = rr_key(tag, p->label, "alerts");
     redisReply *snaps = rconn_command(env->rc, err, sizeof(err), "HGETALL %s", fk);
@@ -383,10 +404,12 @@ static int rr_emit(const struct rules_env *env, const struct buf *tag, const str
         stats->alerts++;
         rr_observe_alert(env, r, alerts->element[i]->str, true, "firing");
     }
+    rr_crash_point(rr, "after_produce");
     if (consumer_flush(env->kc, 30000) < 0) {
         snprintf(err, sizeof(err), "kafka delivery failed");
         goto out;
     }
+    rr_crash_point(rr, "after_flush");
     char *sk = rr_key(tag, p->label, "state"), *mk = rr_key(tag, NULL, "meta");
     rconn_appendf(env->rc, "SET %s emitted", sk);
     rconn_appendf(env->rc, "HSET %s closed %lld", mk, (long long)p->end_ms);
@@ -397,6 +420,8 @@ static int rr_emit(const struct rules_env *env, const struct buf *tag, const str
     rconn_replies_free(rep, nr);
     free(sk);
     free(mk);
+    if (rc == 0)
+        rr_crash_point(rr, "after_emitted");
     if (rc == 0)
         log_msg(LOG_NOTICE, "rules",
                 "period closed rule=%s shop=%s period=%s snapshots=%zu alerts=%zu", r->name, shop,
@@ -442,6 +467,8 @@ static int rr_close(struct rules_run *rr, const struct rules_env *env, const str
             rr_eval_release(&e);
             return -1;
         }
+        if (er == 0)
+            rr_crash_point(rr, "after_record");
         rr_eval_release(&e);
         rr->stats.closes++;
     }
@@ -455,7 +482,7 @@ static int rr_close(struct rules_run *rr, const struct rules_env *env, const str
         freeReplyObject(x);
         return 0;
     }
-    return rr_emit(env, tag, r, shop, p, &rr->stats);
+    return rr_emit(rr, env, tag, r, shop, p);
 }
 
 /* Closes every period of rule r in shop whose end + lateness the watermark passed. */
