@@ -1,28 +1,11 @@
 /* cli/evjson — see evjson.h. Field order follows events.md's tables (common fields,
  * then the type's), with ", " and ": " as the shipped example files write them. */
 #include "cli/evjson.h"
+#include "common/utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-void evjson_add_string(struct buf *out, const char *s)
-{
-    buf_addc(out, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            buf_printf(out, "\\%c", *p);
-        else if (*p == '\n')
-            buf_adds(out, "\\n");
-        else if (*p == '\t')
-            buf_adds(out, "\\t");
-        else if (*p < 0x20)
-            buf_printf(out, "\\u%04x", *p);
-        else
-            buf_addc(out, (char)*p);
-    }
-    buf_addc(out, '"');
-}
 
 static bool evjson_is_digit(char c)
 {
@@ -78,22 +61,22 @@ static void evjson_open(struct buf *out, const struct evjson_common *c, const ch
 {
     buf_addc(out, '{');
     evjson_key(out, "event_id");
-    evjson_add_string(out, c->event_id);
+    utf8_json_string(out, c->event_id);
     evjson_key(out, "type");
-    evjson_add_string(out, type);
+    utf8_json_string(out, type);
     evjson_key(out, "ts");
     if (evjson_is_integer(c->ts))
         buf_adds(out, c->ts);
     else
-        evjson_add_string(out, c->ts);
+        utf8_json_string(out, c->ts);
     if (c->shop_id) {
         evjson_key(out, "shop_id");
-        evjson_add_string(out, c->shop_id);
+        utf8_json_string(out, c->shop_id);
     }
     evjson_key(out, "agent_id");
-    evjson_add_string(out, c->agent_id);
+    utf8_json_string(out, c->agent_id);
     evjson_key(out, "period");
-    evjson_add_string(out, c->period);
+    utf8_json_string(out, c->period);
 }
 
 int evjson_review(struct buf *out, const struct evjson_common *c, const char *item,
@@ -110,7 +93,7 @@ int evjson_review(struct buf *out, const struct evjson_common *c, const char *it
     }
     evjson_open(out, c, "review");
     evjson_key(out, "item");
-    evjson_add_string(out, item);
+    utf8_json_string(out, item);
     evjson_key(out, "score");
     buf_adds(out, score);
     if (max) {
@@ -118,9 +101,9 @@ int evjson_review(struct buf *out, const struct evjson_common *c, const char *it
         buf_adds(out, max);
     }
     evjson_key(out, "role");
-    evjson_add_string(out, role);
+    utf8_json_string(out, role);
     evjson_key(out, "reviewer");
-    evjson_add_string(out, reviewer);
+    utf8_json_string(out, reviewer);
     buf_addc(out, '}');
     return 0;
 }
@@ -129,7 +112,7 @@ void evjson_target(struct buf *out, const struct evjson_common *c, const char *a
 {
     evjson_open(out, c, "target");
     evjson_key(out, "amount");
-    evjson_add_string(out, amount);
+    utf8_json_string(out, amount);
     buf_addc(out, '}');
 }
 

@@ -53,8 +53,4 @@ bool evjson_is_number(const char *s);
 /* A fresh event_id "csm-<now_ms>-<16 hex digits of rnd>" into out (>= 48 bytes). */
 void evjson_make_id(char *out, size_t outlen, int64_t now_ms, uint64_t rnd);
 
-/* Appends s as a JSON string (quotes, \" \\ and control characters escaped; other
- * bytes as they are: the decoder checks UTF-8). */
-void evjson_add_string(struct buf *out, const char *s);
-
 #endif

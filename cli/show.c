@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "common/buf.h"
+#include "common/utf8.h"
 
 #include <getopt.h>
 #include <hiredis/hiredis.h>
@@ -22,20 +23,6 @@ static void show_usage(FILE *out)
                  "  The table shows ratios as percentages and times in seconds; --json gives\n"
                  "  exact numbers (ratios as fractions, money in yuan).\n"
                  "  Exits 1 when there are no figures for the agent or period.\n");
-}
-
-static void show_json_string(struct buf *b, const char *s)
-{
-    buf_addc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            buf_printf(b, "\\u%04x", *p);
-        else
-            buf_addc(b, (char)*p);
-    }
-    buf_addc(b, '"');
 }
 
 static int show_one(struct store *st, const char *tag, const char *shop, const char *agent,
@@ -60,10 +47,10 @@ static int show_one(struct store *st, const char *tag, const char *shop, const c
         struct buf b;
         buf_init(&b);
         buf_adds(&b, "{\"shop_id\": ");
-        show_json_string(&b, shop);
+        utf8_json_string(&b, shop);
         buf_adds(&b, ", \"agent_id\": ");
         if (agent)
-            show_json_string(&b, agent);
+            utf8_json_string(&b, agent);
         else
             buf_adds(&b, "null");
         buf_printf(&b,

@@ -9,6 +9,7 @@
 #include "cli/common.h"
 #include "cli/evjson.h"
 #include "common/buf.h"
+#include "common/utf8.h"
 #include "common/clock.h"
 
 #include <ctype.h>
@@ -404,10 +405,10 @@ static void top_json_row(struct buf *fr, const char *shop, const char *agent, lo
     period_format_rfc3339(p->start_ms, start, sizeof(start));
     period_format_rfc3339(p->end_ms, end, sizeof(end));
     buf_adds(fr, "{\"shop_id\": ");
-    evjson_add_string(fr, shop);
+    utf8_json_string(fr, shop);
     buf_adds(fr, ", \"agent_id\": ");
     if (agent)
-        evjson_add_string(fr, agent);
+        utf8_json_string(fr, agent);
     else
         buf_adds(fr, "null");
     if (rank > 0)

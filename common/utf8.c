@@ -1,6 +1,8 @@
 /* utf8 — see utf8.h. */
 #include "common/utf8.h"
 
+#include <string.h>
+
 size_t utf8_seq_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
@@ -25,4 +27,37 @@ size_t utf8_seq_len(const unsigned char *s, size_t n)
         return 4;
     }
     return 0;
+}
+
+void utf8_json_string(struct buf *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    buf_addc(out, '"');
+    while (n > 0) {
+        unsigned char c = *p;
+        size_t len = 1;
+        if (c == '"' || c == '\\') {
+            buf_addc(out, '\\');
+            buf_addc(out, (char)c);
+        } else if (c == '\n') {
+            buf_adds(out, "\\n");
+        } else if (c == '\t') {
+            buf_adds(out, "\\t");
+        } else if (c == '\r') {
+            buf_adds(out, "\\r");
+        } else if (c < 0x20) {
+            buf_printf(out, "\\u%04x", c);
+        } else if (c < 0x80) {
+            buf_addc(out, (char)c);
+        } else if ((len = utf8_seq_len(p, n)) > 0) {
+            buf_add(out, p, len);
+        } else {
+            buf_adds(out, "\xef\xbf\xbd"); /* U+FFFD for the bad byte */
+            len = 1;
+        }
+        p += len;
+        n -= len;
+    }
+    buf_addc(out, '"');
 }

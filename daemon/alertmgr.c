@@ -61,51 +61,6 @@ struct alertmgr {
 
 /* ---- the pure core ---- */
 
-void alertmgr_json_str(struct buf *out, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    buf_addc(out, '"');
-    while (n > 0) {
-        unsigned char c = *p;
-        if (c < 0x20 || c == '"' || c == '\\') {
-            switch (c) {
-            case '"':
-                buf_adds(out, "\\\"");
-                break;
-            case '\\':
-                buf_adds(out, "\\\\");
-                break;
-            case '\n':
-                buf_adds(out, "\\n");
-                break;
-            case '\t':
-                buf_adds(out, "\\t");
-                break;
-            case '\r':
-                buf_adds(out, "\\r");
-                break;
-            default:
-                buf_printf(out, "\\u%04x", c);
-            }
-            p++;
-            n--;
-            continue;
-        }
-        size_t len = c < 0x80 ? 1 : utf8_seq_len(p, n);
-        if (len == 0) {
-            buf_adds(out, "\xef\xbf\xbd"); /* U+FFFD for the bad byte */
-            p++;
-            n--;
-            continue;
-        }
-        buf_add(out, p, len);
-        p += len;
-        n -= len;
-    }
-    buf_addc(out, '"');
-}
-
 void alertmgr_format_time(int64_t ms, char *out, size_t outlen)
 {
     int64_t secs = ms / 1000, frac = ms % 1000;
@@ -162,9 +117,9 @@ static void am_pair(struct buf *b, const char *key, const char *value)
 {
     if (b->len > 1)
         buf_addc(b, ',');
-    alertmgr_json_str(b, key);
+    utf8_json_string(b, key);
     buf_addc(b, ':');
-    alertmgr_json_str(b, value);
+    utf8_json_string(b, value);
 }
 
 int alertmgr_alert_parse(const char *record, bool final, struct alertmgr_alert *out, char *err,

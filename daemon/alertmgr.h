@@ -88,10 +88,6 @@ void alertmgr_alert_release(struct alertmgr_alert *a);
 /* Appends the POST body: a JSON array of {labels, annotations, startsAt, endsAt}. */
 void alertmgr_payload(struct buf *out, const struct alertmgr_alert *const *alerts, size_t n);
 
-/* Appends s as a JSON string: valid UTF-8 kept as is, control characters escaped, each byte
- * of an invalid sequence replaced by U+FFFD (Alertmanager rejects a whole post otherwise). */
-void alertmgr_json_str(struct buf *out, const char *s);
-
 /* RFC 3339 in UTC with milliseconds: "2026-08-20T02:00:00.000Z". out >= 32 bytes. */
 void alertmgr_format_time(int64_t ms, char *out, size_t outlen);
 

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "daemon/alertmgr.h"
@@ -182,7 +183,7 @@ static void test_escaping(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct buf b;
         buf_init(&b);
-        alertmgr_json_str(&b, cases[i].in);
+        utf8_json_string(&b, cases[i].in);
         assert_string_equal(b.data, cases[i].out);
         buf_release(&b);
     }
