@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "common/file.h"
 #include "common/buf.h"
+#include "common/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1069,21 +1070,36 @@ int config_validate(const struct csm_config *c, char *err, size_t errlen)
 
 /* ---- printing ---- */
 
-/* A YAML double-quoted scalar. */
+/* A YAML double-quoted scalar that loads back as s (UTF-8: libyaml checked it). Escaped:
+ * what YAML does not allow raw (C0 and C1 controls, DEL, U+FFFE, U+FFFF) and the line
+ * breaks it would fold into a space (NEL, LS, PS). */
 static void put_quoted(FILE *out, const char *s)
 {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p == '\n')
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        size_t n = c < 0x80 ? 1 : utf8_seq_len(p + i, len - i);
+        unsigned cp = n == 2   ? (c & 0x1f) << 6 | (p[i + 1] & 0x3f)
+                      : n == 3 ? (c & 0x0f) << 12 | (p[i + 1] & 0x3f) << 6 | (p[i + 2] & 0x3f)
+                               : c;
+        if (n == 0) /* not UTF-8: cannot come from libyaml */
+            fputs("\\ufffd", out);
+        else if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c == '\n')
             fputs("\\n", out);
-        else if (*p == '\t')
+        else if (c == '\t')
             fputs("\\t", out);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(out, "\\x%02x", *p);
+        else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            fprintf(out, "\\x%02x", cp);
+        else if (cp == 0x2028 || cp == 0x2029 || cp == 0xfffe || cp == 0xffff)
+            fprintf(out, "\\u%04x", cp);
         else
-            fputc(*p, out);
+            fwrite(p + i, 1, n, out);
+        i += n ? n : 1;
     }
     fputc('"', out);
 }

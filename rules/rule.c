@@ -30,6 +30,12 @@
 #define RULE_FILE_MAX (1024 * 1024)
 /* Largest `for:` streak a rule may ask for. */
 #define RULE_FOR_MAX 1000
+/* Most items in one list (shops, score, grades, payouts, alerts) and bands in one score
+ * line. Loading checks names for duplicates pairwise and evaluation walks every item for
+ * every agent, and a YAML alias repeats a node at no cost in bytes: without these bounds
+ * a 1 MiB file could take minutes to load, or gigabytes to hold. */
+#define RULE_LIST_MAX 1000
+#define RULE_BANDS_MAX 100
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -740,21 +746,32 @@ static int need(struct loader *l, const yaml_node_t *map, const struct field *f,
     return fail_at(l, map->start_mark, "missing key '%s'", name);
 }
 
+static size_t list_len(const yaml_node_t *n)
+{
+    return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+/* Fails when a list n named `what` has more than max items. */
+static int check_list_len(struct loader *l, const yaml_node_t *n, const char *what, size_t max)
+{
+    if (list_len(n) > max)
+        return fail_at(l, n->start_mark, "'%s' has %zu items; at most %zu are allowed", what,
+                       list_len(n), max);
+    return 0;
+}
+
 /* A list of mappings: `what` names it ("score"), `example` shows one item. */
 static int get_list(struct loader *l, const yaml_node_t *n, const char *what, const char *example)
 {
     if (n->type != YAML_SEQUENCE_NODE)
         return fail_at(l, n->start_mark, "'%s' must be a list of mappings like %s", what, example);
+    if (check_list_len(l, n, what, RULE_LIST_MAX) != 0)
+        return -1;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
         if (node(l, *it)->type != YAML_MAPPING_NODE)
             return fail_at(l, node(l, *it)->start_mark, "'%s' items must be mappings like %s", what,
                            example);
     return 0;
-}
-
-static size_t list_len(const yaml_node_t *n)
-{
-    return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 }
 
 static const yaml_node_t *list_item(const struct loader *l, const yaml_node_t *n, size_t i)
@@ -920,6 +937,8 @@ static int load_shops(struct loader *l, const yaml_node_t *v)
     size_t n = list_len(v);
     if (n == 0)
         return fail_at(l, v->start_mark, "'shops' must not be empty (use [\"*\"] for every shop)");
+    if (check_list_len(l, v, "shops", RULE_LIST_MAX) != 0)
+        return -1;
     r->shops = xcalloc(n, sizeof(*r->shops));
     for (size_t i = 0; i < n; i++) {
         const yaml_node_t *item = list_item(l, v, i);
@@ -990,7 +1009,8 @@ static int load_linear(struct loader *l, struct rule_score_line *line, const yam
 
 static int load_bands(struct loader *l, struct rule_score_line *line, const yaml_node_t *v)
 {
-    if (get_list(l, v, "bands", "{max: 30, share: 1.0}") != 0)
+    if (get_list(l, v, "bands", "{max: 30, share: 1.0}") != 0 ||
+        check_list_len(l, v, "bands", RULE_BANDS_MAX) != 0)
         return -1;
     size_t n = list_len(v);
     if (n == 0)

@@ -797,6 +797,52 @@ static void test_bad_inline(void **state)
     assert_int_equal(failed, 0);
 }
 
+/* Lists are bounded (fuzzing: 150,000 shops took minutes to check for duplicates, and a
+ * YAML alias repeated a 1,000-node expression over 35,000 alerts): the limit loads, one
+ * more item is refused, also when the items are aliases. */
+static void test_list_limits(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *head, *item; /* item: printf format of item i */
+        size_t max;
+        const char *message;
+    } cases[] = {
+        {.head = "shops:\n",
+         .item = "  - s%zu\n",
+         .max = 1000,
+         .message = "inline.yaml:5:3: 'shops' has 1001 items; at most 1000 are allowed"},
+        {.head = "alerts:\n  - {name: a, expr: &e score < 1}\n",
+         .item = "  - {name: a%zu, expr: *e}\n",
+         .max = 999,
+         .message = "inline.yaml:5:3: 'alerts' has 1001 items; at most 1000 are allowed"},
+        {.head = "score:\n  - kpi: sales\n    weight: 1\n    bands:\n",
+         .item = "      - {max: %zu, share: 1}\n",
+         .max = 100,
+         .message = "inline.yaml:8:7: 'bands' has 101 items; at most 100 are allowed"},
+    };
+    for (size_t c = 0; c < COUNT_OF(cases); c++) {
+        for (size_t extra = 0; extra < 2; extra++) {
+            struct buf b;
+            char err[1024] = "";
+            buf_init(&b);
+            buf_printf(&b, "version: 1\nname: x\nperiod: day\n%s", cases[c].head);
+            for (size_t i = 0; i < cases[c].max + extra; i++)
+                buf_printf(&b, cases[c].item, i + 1);
+            struct rule *r = rule_load_buffer("inline.yaml", b.data, b.len, err, sizeof(err));
+            buf_release(&b);
+            if (extra == 0) {
+                if (r == NULL)
+                    fail_msg("case %zu at the limit: %s", c, err);
+                rule_destroy(r);
+            } else {
+                assert_null(r);
+                assert_string_equal(err, cases[c].message);
+            }
+        }
+    }
+}
+
 static void test_file_errors(void **state)
 {
     (void)state;
@@ -1066,6 +1112,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_files_all_listed),
         cmocka_unit_test(test_bad_inline),
+        cmocka_unit_test(test_list_limits),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_name_type),
         cmocka_unit_test(test_applies_to),
