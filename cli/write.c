@@ -453,23 +453,22 @@ static int write_parse(int argc, char **argv, struct write_opts *o)
         O_DRY_RUN,
         O_HELP,
     };
-    /* the options review and target share */
-#define WRITE_COMMON_OPTS                                                                          \
-    {.name = "shop", .has_arg = required_argument, .val = O_SHOP},                                 \
-        {.name = "agent", .has_arg = required_argument, .val = O_AGENT},                           \
-        {.name = "period", .has_arg = required_argument, .val = O_PERIOD},                         \
-        {.name = "ts", .has_arg = required_argument, .val = O_TS},                                 \
-        {.name = "event-id", .has_arg = required_argument, .val = O_EVENT_ID},                     \
-        {.name = "file", .has_arg = required_argument, .val = O_FILE},                             \
-        {.name = "brokers", .has_arg = required_argument, .val = O_BROKERS},                       \
-        {.name = "timeout", .has_arg = required_argument, .val = O_TIMEOUT},                       \
-        {.name = "json", .has_arg = no_argument, .val = O_JSON},                                   \
-        {.name = "dry-run", .has_arg = no_argument, .val = O_DRY_RUN},                             \
-    {                                                                                              \
-        .name = "help", .has_arg = no_argument, .val = O_HELP                                      \
-    }
+    /* the options review and target share (one list, kept in one place) */
+/* clang-format off */
+#define WRITE_COMMON_OPTS \
+    {.name = "shop", .has_arg = required_argument, .val = O_SHOP}, \
+    {.name = "agent", .has_arg = required_argument, .val = O_AGENT}, \
+    {.name = "period", .has_arg = required_argument, .val = O_PERIOD}, \
+    {.name = "ts", .has_arg = required_argument, .val = O_TS}, \
+    {.name = "event-id", .has_arg = required_argument, .val = O_EVENT_ID}, \
+    {.name = "file", .has_arg = required_argument, .val = O_FILE}, \
+    {.name = "brokers", .has_arg = required_argument, .val = O_BROKERS}, \
+    {.name = "timeout", .has_arg = required_argument, .val = O_TIMEOUT}, \
+    {.name = "json", .has_arg = no_argument, .val = O_JSON}, \
+    {.name = "dry-run", .has_arg = no_argument, .val = O_DRY_RUN}, \
+    {.name = "help", .has_arg = no_argument, .val = O_HELP},
     static const struct option review_opts[] = {
-        WRITE_COMMON_OPTS,
+        WRITE_COMMON_OPTS
         {.name = "item", .has_arg = required_argument, .val = O_ITEM},
         {.name = "max", .has_arg = required_argument, .val = O_MAX},
         {.name = "role", .has_arg = required_argument, .val = O_ROLE},
@@ -477,11 +476,12 @@ static int write_parse(int argc, char **argv, struct write_opts *o)
         {0},
     };
     static const struct option target_opts[] = {
-        WRITE_COMMON_OPTS,
+        WRITE_COMMON_OPTS
         {.name = "amount", .has_arg = required_argument, .val = O_AMOUNT},
         {0},
     };
 #undef WRITE_COMMON_OPTS
+    /* clang-format on */
     const char *name = write_name(o->type);
     optind = 1;
     opterr = 0;
