@@ -63,6 +63,13 @@ write_config() { # write_config FILE GROUP REDIS_URL [extra yaml lines on stdin]
     } >"$1"
 }
 
+notify_listen() { # notify_listen NAME: a NOTIFY_SOCKET $WORK/NAME.sock; its lines in $WORK/NAME.log
+    : >"$WORK/$1.log"
+    python3 "$ROOT/tests/integration/notify_listen.py" "$WORK/$1.sock" "$WORK/$1.log" 2>"$WORK/$1.err" &
+    PIDS="$PIDS $!"
+    wait_for test -S "$WORK/$1.sock"
+}
+
 start_daemon() { # start_daemon CONFIG LOG ; sets DAEMON_PID
     "$CSMETRICSD" -c "$1" >>"$2" 2>&1 &
     DAEMON_PID=$!

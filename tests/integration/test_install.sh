@@ -161,32 +161,6 @@ left=$( (cd "$D" && find usr etc/csmetrics -type f 2>/dev/null) | tr '\n' ' ')
     fail "uninstall DESTDIR=... left: $left"
 
 # ---------------------------------------------------------------- sd_notify
-# listen.py SOCK LOG: records every notify line as "<seconds> <sender pid> <line>"
-cat >"$WORK/listen.py" <<'EOF'
-import os, socket, struct, sys, time
-path, out = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-s.bind(path)
-os.chmod(path, 0o666)
-t0 = time.monotonic()
-with open(out, "a", buffering=1) as f:
-    while True:
-        data, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(12))
-        pid = -1
-        for level, kind, d in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                pid = struct.unpack("iII", d[:12])[0]
-        for line in data.decode("utf-8", "replace").split("\n"):
-            if line:
-                f.write("%.3f %d %s\n" % (time.monotonic() - t0, pid, line))
-EOF
-listen() { # listen NAME: a notify socket $WORK/NAME.sock logging to $WORK/NAME.log
-    : >"$WORK/$1.log"
-    python3 "$WORK/listen.py" "$WORK/$1.sock" "$WORK/$1.log" 2>"$WORK/$1.err" &
-    PIDS="$PIDS $!"
-    wait_for test -S "$WORK/$1.sock"
-}
 got() { grep -q "^[0-9.]* [-0-9]* $2\$" "$WORK/$1.log"; } # got NAME REGEX
 stop_daemon() { # stop_daemon PID: SIGTERM, then at most 10 s; sets RC
     kill -TERM "$1"; i=0
@@ -214,7 +188,7 @@ EOF
 # 1: no READY=1 while Redis is down, READY=1 from the main pid once it is up, STATUS=,
 # no watchdog pings unless asked, STOPPING=1
 conf "$WORK/c1.yaml" notify1 "$WORK/late.sock"
-listen n1
+notify_listen n1
 NOTIFY_SOCKET=$WORK/n1.sock "$CSMETRICSD" -c "$WORK/c1.yaml" >"$WORK/d1.log" 2>&1 &
 P=$!; PIDS="$PIDS $P"
 sleep 3
@@ -240,7 +214,7 @@ got n1 'WATCHDOG=1' && fail "WATCHDOG=1 without WATCHDOG_USEC" || ok "no WATCHDO
 # 2: WATCHDOG_USEC=2 s for this pid: a ping about every second (under strace when there,
 # which also lists every system call made, checked against the unit's filter below)
 conf "$WORK/c2.yaml" notify2 "$WORK/r.sock"
-listen n2
+notify_listen n2
 TRACE=""
 have strace && TRACE="strace -f -qq -o $WORK/strace.out"
 # shellcheck disable=SC2016,SC2086
@@ -385,7 +359,7 @@ EOF
         chmod 0711 "$WORK"
         conf "$WORK/c3.yaml" notify3 "$WORK/rs.sock"
         chmod 0644 "$WORK/c3.yaml"
-        listen n3
+        notify_listen n3
         # shellcheck disable=SC2016
         NOTIFY_SOCKET=$WORK/n3.sock WATCHDOG_USEC=2000000 unshare -m sh -c '
             for m in $(awk "{ print \$5 }" /proc/self/mountinfo); do

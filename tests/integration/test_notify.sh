@@ -9,30 +9,8 @@
 # timeout) and resume after SIGCONT; STOPPING=1 is the last word on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 
-# listen.py SOCK LOG: every notify line as "<seconds> <sender pid> <line>"
-cat >"$WORK/listen.py" <<'EOF'
-import os, socket, struct, sys, time
-path, out = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-s.bind(path)
-t0 = time.monotonic()
-with open(out, "a", buffering=1) as f:
-    while True:
-        data, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(12))
-        pid = -1
-        for level, kind, d in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                pid = struct.unpack("iII", d[:12])[0]
-        for line in data.decode("utf-8", "replace").split("\n"):
-            if line:
-                f.write("%.3f %d %s\n" % (time.monotonic() - t0, pid, line))
-EOF
+notify_listen n # $WORK/n.sock, every notify line in $WORK/n.log (lib.sh)
 N=$WORK/n.log
-: >"$N"
-python3 "$WORK/listen.py" "$WORK/n.sock" "$N" 2>"$WORK/listen.err" &
-PIDS="$PIDS $!"
-wait_for test -S "$WORK/n.sock"
 # mark WORD: a line "MARK=WORD" in the log, on the listener's clock
 mark() { python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(sys.argv[2].encode(), sys.argv[1])' "$WORK/n.sock" "MARK=$1"; }
 at() { awk -v l="$1" '$3 == l { print $1; exit }' "$N"; } # at LINE: when it first came
