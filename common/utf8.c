@@ -61,3 +61,17 @@ void utf8_json_string(struct buf *out, const char *s)
     }
     buf_addc(out, '"');
 }
+
+void utf8_position(const char *text, size_t len, size_t offset, size_t *line, size_t *column)
+{
+    *line = 0;
+    *column = 0;
+    for (size_t i = 0; i < offset && i < len; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *column = 0;
+        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+            (*column)++;
+        }
+    }
+}

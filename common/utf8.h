@@ -15,4 +15,8 @@ size_t utf8_seq_len(const unsigned char *s, size_t n);
  * that is not valid UTF-8 as U+FFFD, so the output is always valid JSON. */
 void utf8_json_string(struct buf *out, const char *s);
 
+/* The 0-based line and column (in characters, not bytes) of byte `offset` of text[0..len):
+ * where a parser that counts bytes found a problem. */
+void utf8_position(const char *text, size_t len, size_t offset, size_t *line, size_t *column);
+
 #endif

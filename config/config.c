@@ -877,14 +877,7 @@ out:
 static yaml_mark_t mark_of_offset(const char *text, size_t len, size_t offset)
 {
     yaml_mark_t m = {0};
-    for (size_t i = 0; i < offset && i < len; i++) {
-        if (text[i] == '\n') {
-            m.line++;
-            m.column = 0;
-        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
-            m.column++;
-        }
-    }
+    utf8_position(text, len, offset, &m.line, &m.column);
     return m;
 }
 

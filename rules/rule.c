@@ -5,6 +5,7 @@
  * rule_destroy() frees a half-loaded rule on every error path. */
 #include "rules/rule.h"
 #include "common/file.h"
+#include "common/utf8.h"
 #include "common/buf.h"
 #include "config/config.h"
 
@@ -1422,14 +1423,7 @@ static int load_root(struct loader *l, const yaml_node_t *root)
 static yaml_mark_t mark_of_offset(const char *text, size_t len, size_t offset)
 {
     yaml_mark_t m = {0};
-    for (size_t i = 0; i < offset && i < len; i++) {
-        if (text[i] == '\n') {
-            m.line++;
-            m.column = 0;
-        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
-            m.column++;
-        }
-    }
+    utf8_position(text, len, offset, &m.line, &m.column);
     return m;
 }
 

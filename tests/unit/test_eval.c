@@ -80,42 +80,6 @@ static struct rule *rule_new(const char *name)
     return r;
 }
 
-static void rule_free(struct rule *r)
-{
-    if (!r)
-        return;
-    free(r->path);
-    free(r->name);
-    expr_destroy(r->eligible);
-    for (size_t i = 0; i < r->nscore; i++) {
-        free(r->score[i].kpi);
-        free(r->score[i].bands);
-    }
-    free(r->score);
-    for (size_t i = 0; i < r->ngrades; i++) {
-        free(r->grades[i].name);
-        expr_destroy(r->grades[i].when);
-    }
-    free(r->grades);
-    for (size_t i = 0; i < r->nquotas; i++)
-        free(r->quotas[i].grade);
-    free(r->quotas);
-    for (size_t i = 0; i < r->npayouts; i++) {
-        free(r->payouts[i].name);
-        expr_destroy(r->payouts[i].when);
-        expr_destroy(r->payouts[i].amount);
-    }
-    free(r->payouts);
-    for (size_t i = 0; i < r->nalerts; i++) {
-        free(r->alerts[i].name);
-        free(r->alerts[i].severity);
-        free(r->alerts[i].summary);
-        expr_destroy(r->alerts[i].expr);
-    }
-    free(r->alerts);
-    free(r);
-}
-
 static struct rule_score_line *add_line(struct rule *r, const char *kpi, double weight,
                                         enum rule_map map, double zero, double full)
 {
@@ -246,7 +210,7 @@ static void fx_free(struct fx *f)
     if (f->loaded)
         rule_destroy(f->r);
     else
-        rule_free(f->r);
+        rule_destroy(f->r);
     free(f);
 }
 
