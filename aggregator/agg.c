@@ -290,23 +290,29 @@ static struct order *agg_decode_order(const char *v, size_t len)
     return o;
 }
 
+/* A stored conversation record: its shop (malloc'd into *shop unless shop is NULL), then
+ * the timeline. NULL when malformed. */
+static struct conv *agg_decode_conv(const char *value, size_t len, char **shop)
+{
+    struct buf_reader r;
+    buf_reader_init(&r, value, len);
+    size_t n;
+    const char *sh = buf_read_str(&r, &n);
+    struct conv *cv = r.err || !sh ? NULL : conv_decode(r.p, (size_t)(r.end - r.p));
+    if (cv && shop)
+        *shop = xstrndup(sh, n);
+    return cv;
+}
+
 int agg_part_load(struct agg_part *p, const char *id, const char *value, size_t len)
 {
     if (p->topic == TOPIC_CHAT) {
         if (!value)
             return 0;
-        struct buf_reader r;
-        buf_reader_init(&r, value, len);
-        char *shop = buf_read_strdup(&r);
-        if (r.err) {
-            free(shop);
+        char *shop;
+        struct conv *cv = agg_decode_conv(value, len, &shop);
+        if (!cv)
             return -1;
-        }
-        struct conv *cv = conv_decode(r.p, (size_t)(r.end - r.p));
-        if (!cv) {
-            free(shop);
-            return -1;
-        }
         struct cconv *c = xcalloc(1, sizeof(*c));
         c->shop = shop;
         c->conv = cv;
@@ -1018,16 +1024,13 @@ bool agg_part_sweep(struct agg_part *p, const char *id, const char *value, size_
         struct cconv *cc = map_get(p->conv, id);
         if (cc && cc->dirty)
             return false;
-        int64_t newest;
-        if (cc) {
-            newest = conv_newest_ms(cc->conv);
-        } else {
-            if (agg_part_load(p, id, value, len) < 0 || !(cc = map_get(p->conv, id)))
-                return false;
-            newest = conv_newest_ms(cc->conv);
-        }
+        struct conv *stored = cc ? NULL : agg_decode_conv(value, len, NULL);
+        if (!cc && !stored)
+            return false;
+        int64_t newest = conv_newest_ms(cc ? cc->conv : stored);
+        conv_destroy(stored);
         if (newest == INT64_MIN || newest >= cutoff_ms)
-            return false; /* (a record just loaded stays cached: cheap, and trim bounds it) */
+            return false;
         cconv_free(map_del(p->conv, id));
     } else if (p->topic == TOPIC_ORDERS) {
         struct order *o = map_get(p->orders, id), *loaded = NULL;
