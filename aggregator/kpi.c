@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,4 +481,48 @@ int kpi_metrics_json(const struct kpi_figures *f, char *buf, size_t buflen)
         return -1;
     }
     return (int)w.len;
+}
+
+bool kpi_figures_set_counter(struct kpi_figures *f, const char *field, int64_t value)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } fields[] = {
+        {.name = "wait_n", .off = offsetof(struct kpi_figures, waits)},
+        {.name = "wait_ms", .off = offsetof(struct kpi_figures, wait_sum_ms)},
+        {.name = "first_n", .off = offsetof(struct kpi_figures, first_waits)},
+        {.name = "first_ms", .off = offsetof(struct kpi_figures, first_wait_sum_ms)},
+        {.name = "unans", .off = offsetof(struct kpi_figures, unanswered_waits)},
+        {.name = "complaints", .off = offsetof(struct kpi_figures, complaints)},
+        {.name = "order_cents", .off = offsetof(struct kpi_figures, order_amount_cents)},
+        {.name = "sales_cents", .off = offsetof(struct kpi_figures, sales_cents)},
+        {.name = "refund_cents", .off = offsetof(struct kpi_figures, refund_amount_cents)},
+        {.name = "target_cents", .off = offsetof(struct kpi_figures, target_cents)},
+    };
+    for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
+        if (strcmp(field, fields[k].name) == 0) {
+            *(int64_t *)((char *)f + fields[k].off) = value;
+            return true;
+        }
+    return false;
+}
+
+bool kpi_figures_add_review(struct kpi_figures *f, const char *field, double value)
+{
+    const char *colon = strchr(field, ':');
+    if (!colon || f->reviews_n >= KPI_REVIEW_MAX)
+        return false;
+    size_t n = (size_t)(colon - field);
+    for (int role = 0; role < ROLE_COUNT; role++) {
+        const char *rn = review_role_name((enum review_role)role);
+        if (strlen(rn) == n && strncmp(field, rn, n) == 0) {
+            struct kpi_review *kr = &f->reviews[f->reviews_n++];
+            kr->role = (enum review_role)role;
+            snprintf(kr->item, sizeof(kr->item), "%s", colon + 1);
+            kr->value = value;
+            return true;
+        }
+    }
+    return false;
 }

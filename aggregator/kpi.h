@@ -88,6 +88,14 @@ enum kpi_unit kpi_unit(enum kpi_id id);
 int kpi_lookup(const char *name, enum kpi_id *out);
 
 /* Computes one KPI from the figures. */
+/* Reading figures back from the store (daemon/store.c, cli/memstore.c): sets the
+ * counter a field of the `…:LABEL:c` hash names (wait_n, sales_cents, …); false when
+ * the field is unknown. */
+bool kpi_figures_set_counter(struct kpi_figures *f, const char *field, int64_t value);
+/* Adds the review score a field "role:item" of the `…:LABEL:rv` hash holds; false when
+ * the field is malformed, its role unknown or f full. */
+bool kpi_figures_add_review(struct kpi_figures *f, const char *field, double value);
+
 struct kpi_value kpi_compute(const struct kpi_figures *f, enum kpi_id id);
 
 /* The figures a KPI is the fraction of, as shown to people (seconds, yuan): ratios and

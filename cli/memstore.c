@@ -362,50 +362,18 @@ int memstore_figures(const struct memstore *m, const char *owner_tag, const stru
         f->wait_p90_ms = w[(9 * nw + 9) / 10 - 1].score;
     free(w);
     /* counters */
-    static const struct {
-        const char *name;
-        size_t off;
-    } fields[] = {
-        {.name = "wait_n", .off = offsetof(struct kpi_figures, waits)},
-        {.name = "wait_ms", .off = offsetof(struct kpi_figures, wait_sum_ms)},
-        {.name = "first_n", .off = offsetof(struct kpi_figures, first_waits)},
-        {.name = "first_ms", .off = offsetof(struct kpi_figures, first_wait_sum_ms)},
-        {.name = "unans", .off = offsetof(struct kpi_figures, unanswered_waits)},
-        {.name = "complaints", .off = offsetof(struct kpi_figures, complaints)},
-        {.name = "order_cents", .off = offsetof(struct kpi_figures, order_amount_cents)},
-        {.name = "sales_cents", .off = offsetof(struct kpi_figures, sales_cents)},
-        {.name = "refund_cents", .off = offsetof(struct kpi_figures, refund_amount_cents)},
-        {.name = "target_cents", .off = offsetof(struct kpi_figures, target_cents)},
-    };
     f->target_cents = -1;
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        const char *v = memstore_hget(m, k[C].data, fields[i].name);
-        if (v)
-            *(int64_t *)((char *)f + fields[i].off) = strtoll(v, NULL, 10);
-    }
+    size_t nc;
+    const char **cn = ms_names(ms_get(m, k[C].data, MS_HASH), &nc);
+    for (size_t i = 0; i < nc; i++)
+        kpi_figures_set_counter(f, cn[i], strtoll(memstore_hget(m, k[C].data, cn[i]), NULL, 10));
+    free(cn);
     /* reviews: field "role:item", in field order (Redis would give insertion order;
      * the evaluation does not depend on it) */
     size_t nrv;
     const char **rv = ms_names(ms_get(m, k[RV].data, MS_HASH), &nrv);
-    for (size_t i = 0; i < nrv && f->reviews_n < KPI_REVIEW_MAX; i++) {
-        const char *fld = rv[i], *colon = strchr(fld, ':');
-        if (!colon)
-            continue;
-        struct kpi_review *kr = &f->reviews[f->reviews_n];
-        bool known = false;
-        for (int role = 0; role < ROLE_COUNT; role++) {
-            const char *rn = review_role_name((enum review_role)role);
-            if (strlen(rn) == (size_t)(colon - fld) && strncmp(fld, rn, strlen(rn)) == 0) {
-                kr->role = (enum review_role)role;
-                known = true;
-            }
-        }
-        if (!known)
-            continue;
-        snprintf(kr->item, sizeof(kr->item), "%s", colon + 1);
-        kr->value = strtod(memstore_hget(m, k[RV].data, fld), NULL);
-        f->reviews_n++;
-    }
+    for (size_t i = 0; i < nrv; i++)
+        kpi_figures_add_review(f, rv[i], strtod(memstore_hget(m, k[RV].data, rv[i]), NULL));
     free(rv);
     /* absences: the union of the ranges, overlapped with the period */
     ms_keyname(&tmp, owner_tag, NULL, "abs");

@@ -729,49 +729,11 @@ int store_read_figures(struct store *s, const char *owner_tag, const struct peri
     f->wait_p90_ms = store_int(r->element[10]);
     f->target_cents = -1;
     redisReply *c = r->element[11];
-    static const struct {
-        const char *name;
-        size_t off;
-    } fields[] = {
-        {.name = "wait_n", .off = offsetof(struct kpi_figures, waits)},
-        {.name = "wait_ms", .off = offsetof(struct kpi_figures, wait_sum_ms)},
-        {.name = "first_n", .off = offsetof(struct kpi_figures, first_waits)},
-        {.name = "first_ms", .off = offsetof(struct kpi_figures, first_wait_sum_ms)},
-        {.name = "unans", .off = offsetof(struct kpi_figures, unanswered_waits)},
-        {.name = "complaints", .off = offsetof(struct kpi_figures, complaints)},
-        {.name = "order_cents", .off = offsetof(struct kpi_figures, order_amount_cents)},
-        {.name = "sales_cents", .off = offsetof(struct kpi_figures, sales_cents)},
-        {.name = "refund_cents", .off = offsetof(struct kpi_figures, refund_amount_cents)},
-        {.name = "target_cents", .off = offsetof(struct kpi_figures, target_cents)},
-    };
     for (size_t i = 0; c->type == REDIS_REPLY_ARRAY && i + 1 < c->elements; i += 2)
-        for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
-            if (strcmp(c->element[i]->str, fields[k].name) == 0)
-                *(int64_t *)((char *)f + fields[k].off) = store_int(c->element[i + 1]);
+        kpi_figures_set_counter(f, c->element[i]->str, store_int(c->element[i + 1]));
     redisReply *rv = r->element[12];
-    for (size_t i = 0; rv->type == REDIS_REPLY_ARRAY && i + 1 < rv->elements; i += 2) {
-        if (f->reviews_n >= KPI_REVIEW_MAX)
-            break;
-        /* field "role:item" */
-        const char *fld = rv->element[i]->str;
-        const char *colon = strchr(fld, ':');
-        if (!colon)
-            continue;
-        struct kpi_review *kr = &f->reviews[f->reviews_n];
-        bool known = false;
-        for (int role = 0; role < ROLE_COUNT; role++)
-            if (strlen(review_role_name((enum review_role)role)) == (size_t)(colon - fld) &&
-                strncmp(fld, review_role_name((enum review_role)role), (size_t)(colon - fld)) ==
-                    0) {
-                kr->role = (enum review_role)role;
-                known = true;
-            }
-        if (!known)
-            continue;
-        snprintf(kr->item, sizeof(kr->item), "%s", colon + 1);
-        kr->value = strtod(rv->element[i + 1]->str, NULL);
-        f->reviews_n++;
-    }
+    for (size_t i = 0; rv->type == REDIS_REPLY_ARRAY && i + 1 < rv->elements; i += 2)
+        kpi_figures_add_review(f, rv->element[i]->str, strtod(rv->element[i + 1]->str, NULL));
     redisReply *abs = r->element[13];
     size_t nabs = abs->type == REDIS_REPLY_ARRAY ? abs->elements / 2 : 0;
     int32_t *from = xcalloc(nabs + 1, sizeof(*from)), *to = xcalloc(nabs + 1, sizeof(*to));
