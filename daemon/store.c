@@ -236,66 +236,39 @@ int store_dedup(struct store *s, size_t n, const char *const *ids, const char *c
 {
     if (n == 0)
         return 0;
-    /* One call per dedup bucket (one hash tag each). */
-    size_t *order = xmalloc(n * sizeof(*order));
-    unsigned *bucket = xmalloc(n * sizeof(*bucket));
-    char **keys = xmalloc(n * sizeof(*keys));
-    for (size_t i = 0; i < n; i++) {
-        bucket[i] = (unsigned)(keys_hash(ids[i]) % KEYS_DEDUP_BUCKETS);
-        buf_reset(&s->k1);
-        keys_dedup(&s->k1, s->prefix, ids[i]);
-        keys[i] = xstrdup(s->k1.data);
-    }
+    /* One plain SET NX GET per id, pipelined: cheaper for Redis than a function looping
+     * over them (each key is its own hash tag's only key, so this is Cluster-safe). */
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
-    size_t calls = 0;
-    size_t *callidx = xmalloc((KEYS_DEDUP_BUCKETS + 1) * sizeof(*callidx));
-    size_t no = 0;
-    for (unsigned b = 0; b < KEYS_DEDUP_BUCKETS; b++) {
-        struct argv a = {0};
-        size_t start = no;
-        for (size_t i = 0; i < n; i++)
-            if (bucket[i] == b)
-                order[no++] = i;
-        if (no == start)
-            continue;
-        char nk[24];
-        snprintf(nk, sizeof(nk), "%zu", no - start);
-        argv_pushs(&a, "FCALL");
-        argv_pushs(&a, "csm_dedup");
-        argv_pushs(&a, nk);
-        for (size_t k = start; k < no; k++)
-            argv_pushs(&a, keys[order[k]]);
-        argv_pushs(&a, ttl);
-        for (size_t k = start; k < no; k++)
-            argv_pushs(&a, claims[order[k]]);
-        store_append(s, &a);
-        argv_release(&a);
-        callidx[calls++] = start;
+    size_t ttllen = strlen(ttl);
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&s->k1);
+        keys_dedup(&s->k1, s->prefix, ids[i]);
+        const char *argv[7] = {"SET", s->k1.data, claims[i], "NX", "GET", "PX", ttl};
+        size_t lens[7] = {3, s->k1.len, strlen(claims[i]), 2, 3, 2, ttllen};
+        rconn_append(s->rc, 7, argv, lens);
     }
-    callidx[calls] = no;
     redisReply **rep = NULL;
     size_t nr = 0;
     int rc = rconn_exec(s->rc, &rep, &nr, err, errlen);
-    for (size_t c = 0; rc == 0 && c < nr; c++) {
-        redisReply *r = rep[c];
-        if (store_reply_error(r, err, errlen, "dedup") < 0 || r->type != REDIS_REPLY_ARRAY ||
-            r->elements != callidx[c + 1] - callidx[c]) {
-            if (r && r->type != REDIS_REPLY_ERROR)
-                snprintf(err, errlen, "dedup: unexpected reply");
+    if (rc == 0 && nr != n) {
+        snprintf(err, errlen, "dedup: %zu replies for %zu claims", nr, n);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const redisReply *r = rep[i];
+        if (store_reply_error(r, err, errlen, "dedup") < 0)
             rc = -1;
-            break;
+        else if (r->type == REDIS_REPLY_NIL)
+            dup[i] = false; /* claimed now */
+        else if (r->type == REDIS_REPLY_STRING)
+            dup[i] = strcmp(r->str, claims[i]) != 0; /* ours: a replay of our own */
+        else {
+            snprintf(err, errlen, "dedup: unexpected reply");
+            rc = -1;
         }
-        for (size_t k = 0; k < r->elements; k++)
-            dup[order[callidx[c] + k]] = r->element[k]->integer == 1;
     }
     rconn_replies_free(rep, nr);
-    for (size_t i = 0; i < n; i++)
-        free(keys[i]);
-    free(keys);
-    free(order);
-    free(bucket);
-    free(callidx);
     return rc;
 }
 

@@ -123,16 +123,6 @@ const char store_lua_library[] =
     "  for _, p in ipairs(pids) do redis.call('HSET', keys[1], p[1], p[2]) end\n"
     "  return 1\n"
     "end\n"
-    /* csm_dedup: KEYS one per event id. ARGV ttl_ms then one claim per key.
-     * Returns 1 for a duplicate; a claim equal to ours is a replay of our own. */
-    "local function dedup(keys, args)\n"
-    "  local r = {}\n"
-    "  for i, k in ipairs(keys) do\n"
-    "    local old = redis.call('SET', k, args[i + 1], 'NX', 'GET', 'PX', args[1])\n"
-    "    if old == false or old == args[i + 1] then r[i] = 0 else r[i] = 1 end\n"
-    "  end\n"
-    "  return r\n"
-    "end\n"
     /* csm_wm: KEYS parts global close. ARGV now allow_wall then quads (partition wm
      * idle_until attributed). A partition is idle while idle_until > now. Global = min
      * over busy partitions; all idle: now when allow_wall is 1, else the largest partition
@@ -244,6 +234,5 @@ const char store_lua_library[] =
     "redis.register_function('csm_commit', commit)\n"
     "redis.register_function('csm_done', done)\n"
     "redis.register_function('csm_apply', apply)\n"
-    "redis.register_function('csm_dedup', dedup)\n"
     "redis.register_function('csm_wm', wm)\n"
     "redis.register_function{function_name='csm_figures', callback=figures, flags={'no-writes'}}\n";
