@@ -11,9 +11,10 @@
 struct consumer {
     rd_kafka_t *mock_rk; /* "embedded": owns the in-process mock cluster */
     rd_kafka_mock_cluster_t *mock;
-    char *brokers;    /* effective bootstrap servers */
-    rd_kafka_t *rk;   /* consumer */
-    rd_kafka_t *prod; /* producer */
+    char *brokers;            /* effective bootstrap servers */
+    rd_kafka_t *rk;           /* consumer */
+    rd_kafka_t *prod;         /* producer */
+    rd_kafka_topic_t *out[3]; /* its topics, held so their metadata is there at the first send */
     struct consumer_opts o;
     rd_kafka_topic_partition_list_t *pending; /* refused assignment, retried */
     int delivery_failures;
@@ -245,6 +246,10 @@ struct consumer *consumer_new(const struct consumer_opts *o, char *err, size_t e
         rd_kafka_conf_destroy(pconf);
         goto fail;
     }
+    /* Without this, the first dead letter waited ~1 s for its topic's metadata. */
+    const char *outs[] = {cfg->topic_deadletter, cfg->topic_snapshots, cfg->topic_alerts};
+    for (int i = 0; i < 3; i++)
+        c->out[i] = rd_kafka_topic_new(c->prod, outs[i], NULL);
     const char *topics[] = {cfg->topic_chat, cfg->topic_orders, cfg->topic_reviews};
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(3);
     for (int i = 0; i < 3; i++)
@@ -274,6 +279,9 @@ void consumer_destroy(struct consumer *c)
     }
     if (c->prod) {
         rd_kafka_flush(c->prod, 10000);
+        for (int i = 0; i < 3; i++)
+            if (c->out[i])
+                rd_kafka_topic_destroy(c->out[i]);
         rd_kafka_destroy(c->prod);
     }
     if (c->pending)
