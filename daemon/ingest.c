@@ -1,9 +1,17 @@
 /* ingest — see ingest.h. One batch: decode every message (bad ones to the dead-letter
  * topic), claim event ids (duplicates skipped), read the global watermark, run each
  * partition's events through agg, attribute due orders, flush dead letters, then
- * commit each partition (store_commit) and publish its watermark. Any Redis failure
- * drops every in-memory partition cache and re-reads the partitions from the offsets
- * stored in Redis: memory is only ever a cache of what Redis holds. */
+ * commit each partition (store_commit_batches). Any Redis failure drops every
+ * in-memory partition cache and re-reads the partitions from the offsets stored in
+ * Redis: memory is only ever a cache of what Redis holds.
+ *
+ * Two batches overlap: the committer thread commits batch k on its own Redis connection
+ * while the main thread polls, decodes, claims and aggregates batch k+1; the main thread
+ * joins it before anything that needs batch k in Redis (attribution reads contacts) and
+ * before handing over batch k+1. Only committed watermarks are published, and a batch is
+ * judged late against the close watermark read at its own start, which is the one the
+ * rules engine closes periods by until the next batch: a period never closes while an
+ * event accepted into it is still on its way to Redis. */
 #include "daemon/ingest.h"
 #include "aggregator/agg.h"
 #include "aggregator/keys.h"
@@ -20,6 +28,7 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +42,14 @@ struct part {
     struct agg_part *agg;
     struct delta *delta;
     struct map *registered; /* agg_ctx.registered of delta */
-    int64_t committed;      /* next offset to read as stored in Redis; -1 none */
+    /* the other pair of buffers: the committer's while a commit is in flight */
+    struct delta *spare;
+    struct map *spare_registered;
+    int64_t committed; /* next offset to read as stored in Redis; -1 none */
     uint64_t seq;
     int64_t next;             /* offset after the last message processed in this batch */
     int64_t wm_ms;            /* largest ts delivered */
+    int64_t wm_committed_ms;  /* largest ts committed: the one published (csm_wm) */
     int64_t last_delivery_ms; /* wall */
     int64_t attributed_ms; /* orders: global watermark its orders are attributed up to; -1 others */
     int64_t attributing_ms; /* the global watermark of the attribution pass being committed */
@@ -62,9 +75,18 @@ struct ingest {
     int64_t next_tick_ms;
     rd_kafka_message_t **msgs;
     struct map *live; /* "tag\x1flabel" of figures changed since the last live refresh */
+    /* The committer thread (one batch at a time) and its own connection. */
+    struct rconn *crc;
+    struct store *cst;
+    struct delta *merged;
+    pthread_t committer;
+    bool inflight;
+    struct commit_job *job;
     uint64_t dl_published[DL_REASON_COUNT]; /* dead letters already counted in Redis */
     bool fatal;
 };
+
+static void ingest_join(struct ingest *in);
 
 static enum event_topic ingest_topic_kind(const struct ingest *in, const char *topic)
 {
@@ -82,6 +104,8 @@ static void part_free(struct part *p)
     agg_part_destroy(p->agg);
     delta_destroy(p->delta);
     map_destroy(p->registered);
+    delta_destroy(p->spare);
+    map_destroy(p->spare_registered);
     free(p->topic);
     free(p);
 }
@@ -101,6 +125,15 @@ struct ingest *ingest_new(const struct csm_config *cfg, char *err, size_t errlen
         return NULL;
     }
     in->st = store_new(in->rc, cfg->redis_key_prefix);
+    in->crc = rconn_new(&ro, err, errlen);
+    if (!in->crc) {
+        store_destroy(in->st);
+        rconn_destroy(in->rc);
+        free(in);
+        return NULL;
+    }
+    in->cst = store_new(in->crc, cfg->redis_key_prefix);
+    in->merged = delta_new();
     in->parts = map_new();
     in->live = map_new();
     in->aconf = (struct agg_conf){
@@ -134,12 +167,16 @@ void ingest_destroy(struct ingest *in)
 {
     if (!in)
         return;
+    ingest_join(in); /* the last batch's commit completes */
     consumer_destroy(in->kc);
     ingest_drop_parts(in);
     map_destroy(in->parts);
     map_destroy(in->live);
     store_destroy(in->st);
     rconn_destroy(in->rc);
+    store_destroy(in->cst);
+    rconn_destroy(in->crc);
+    delta_destroy(in->merged);
     free(in->msgs);
     free(in);
 }
@@ -247,6 +284,7 @@ static int ingest_load_part(struct ingest *in, struct part *p, char *err, size_t
     p->seq = m.seq;
     p->next = m.off;
     p->wm_ms = m.wm_ms; /* what was committed; a crash may have kept it from csm_wm */
+    p->wm_committed_ms = m.wm_ms;
     agg_part_destroy(p->agg);
     p->agg = agg_part_new(p->kind, p->topic, p->number);
     if (p->kind == TOPIC_ORDERS) {
@@ -282,6 +320,7 @@ static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *par
 {
     struct ingest *in = ud;
     char err[512];
+    ingest_join(in);
     if (!in->redis_ok)
         return -1;
     for (int i = 0; i < parts->cnt; i++) {
@@ -293,6 +332,8 @@ static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *par
         p->kind = ingest_topic_kind(in, tp->topic);
         p->delta = delta_new();
         p->registered = map_new();
+        p->spare = delta_new();
+        p->spare_registered = map_new();
         p->last_delivery_ms = clock_wall_ms();
         p->attributed_ms = p->kind == TOPIC_ORDERS ? 0 : -1;
         p->fresh = true;
@@ -312,6 +353,7 @@ static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *par
 static void ingest_on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts)
 {
     struct ingest *in = ud;
+    ingest_join(in); /* the commit in flight may be of these partitions */
     for (int i = 0; i < parts->cnt; i++) {
         char name[300];
         snprintf(name, sizeof(name), "%s:%d", parts->elems[i].topic,
@@ -356,6 +398,7 @@ static void ingest_backoff(struct ingest *in)
 static void ingest_resync(struct ingest *in)
 {
     char err[512];
+    ingest_join(in);
     if (!in->redis_ok) {
         if (clock_mono_ms() < in->retry_at_ms)
             return;
@@ -554,7 +597,7 @@ static int ingest_watermark(struct ingest *in, char *err, size_t errlen)
         bool caught_up = hi >= 0 && pos >= hi;
         bool idle = caught_up && now - p->last_delivery_ms >= in->cfg->idle_timeout_ms;
         wp[i++] = (struct store_wm_part){.name = p->name,
-                                         .wm_ms = p->wm_ms,
+                                         .wm_ms = p->wm_committed_ms,
                                          .idle_until_ms = idle ? now + 5000 : 0,
                                          .attributed_ms = p->attributed_ms};
     }
@@ -707,6 +750,20 @@ struct pending_commit {
     struct store_batch b;
     struct store_kv *skv[2];
     size_t nkv[2];
+    struct delta *delta;    /* the batch's writes: p's buffer, the committer's meanwhile */
+    struct map *registered; /* and the (owner, period) pairs they change */
+    int64_t attributing_ms;
+};
+
+/* One consumer batch's commits, in the committer thread's hands from ingest_commit_start
+ * to ingest_join. */
+struct commit_job {
+    size_t n;
+    struct pending_commit *pcs;
+    struct store_batch *bs;
+    bool *fenced;
+    int rc;
+    char err[512];
 };
 
 /* Prepares p's commit; false when nothing changed (no commit, no new sequence number). */
@@ -825,16 +882,39 @@ static int ingest_sweep(struct ingest *in, char *err, size_t errlen)
     return rc;
 }
 
-/* Commits every touched partition in three round trips (store_commit_batches), their
- * writes merged per tag. 0, or -1 after a Redis failure (handled). */
-static int ingest_commit_all(struct ingest *in)
+/* The committer thread: every partition's commit of one batch in three round trips
+ * (store_commit_batches), their writes merged per tag, on its own connection. */
+static void *ingest_committer(void *arg)
 {
-    char err[512];
+    struct ingest *in = arg;
+    struct commit_job *j = in->job;
+    j->rc = 0;
+    if (!rconn_connected(in->crc) && rconn_connect(in->crc, j->err, sizeof(j->err)) < 0) {
+        j->rc = -1;
+        return NULL;
+    }
+    for (size_t i = 0; i < j->n; i++)
+        delta_merge(in->merged, j->pcs[i].delta);
+    j->rc =
+        store_commit_batches(in->cst, j->bs, j->n, in->merged, j->fenced, j->err, sizeof(j->err));
+    delta_reset(in->merged);
+    for (size_t i = 0; i < j->n; i++)
+        delta_reset(j->pcs[i].delta);
+    if (j->rc < 0)
+        rconn_disconnect(in->crc);
+    return NULL;
+}
+
+/* Hands every touched partition's batch to the committer thread. What it carries is
+ * copied or swapped out (p keeps writing into its other buffers), and p's records count
+ * as clean from here: if the commit fails, every partition is re-read from Redis. */
+static void ingest_commit_start(struct ingest *in)
+{
     size_t np = map_size(in->parts), n = 0;
-    struct pending_commit *pcs = xcalloc(np + 1, sizeof(*pcs));
-    struct store_batch *bs = xcalloc(np + 1, sizeof(*bs));
-    bool *fenced = xcalloc(np + 1, sizeof(*fenced));
-    struct delta *merged = delta_new();
+    struct commit_job *j = xcalloc(1, sizeof(*j));
+    j->pcs = xcalloc(np + 1, sizeof(*j->pcs));
+    j->bs = xcalloc(np + 1, sizeof(*j->bs));
+    j->fenced = xcalloc(np + 1, sizeof(*j->fenced));
     size_t it = 0;
     const char *k;
     void *v;
@@ -846,51 +926,89 @@ static int ingest_commit_all(struct ingest *in)
             continue;
         }
         p->touched = false;
-        if (!ingest_prepare_commit(p, &pcs[n])) {
-            ingest_release_commit(&pcs[n]);
+        struct pending_commit *pc = &j->pcs[n];
+        if (!ingest_prepare_commit(p, pc)) {
+            ingest_release_commit(pc);
             if (p->kind == TOPIC_ORDERS)
                 p->attributed_ms = p->attributing_ms;
             continue;
         }
-        ingest_collect_live(in, p->registered);
-        delta_merge(merged, p->delta);
-        bs[n] = pcs[n].b;
-        n++;
+        agg_part_clean(p->agg);
+        pc->attributing_ms = p->attributing_ms;
+        pc->delta = p->delta;
+        pc->registered = p->registered;
+        p->delta = p->spare;
+        p->registered = p->spare_registered;
+        p->spare = NULL;
+        p->spare_registered = NULL;
+        j->bs[n++] = pc->b;
     }
-    int rc = n ? store_commit_batches(in->st, bs, n, merged, fenced, err, sizeof(err)) : 0;
-    for (size_t i = 0; i < n; i++) {
-        struct part *p = pcs[i].p;
-        if (rc == 0 && fenced[i]) {
+    j->n = n;
+    in->job = j;
+    if (n == 0) {
+        j->rc = 0;
+        return; /* nothing to commit: joined at once */
+    }
+    int e = pthread_create(&in->committer, NULL, ingest_committer, in);
+    if (e != 0) {
+        log_msg(LOG_WARN, "ingest", "cannot start the committer thread (%s); committing inline",
+                strerror(e));
+        ingest_committer(in);
+        return;
+    }
+    in->inflight = true;
+}
+
+/* Waits for the batch in the committer's hands and takes its outcome: committed
+ * partitions move on, a FENCED one or a Redis failure makes every partition re-read. */
+static void ingest_join(struct ingest *in)
+{
+    struct commit_job *j = in->job;
+    if (!j)
+        return;
+    if (in->inflight) {
+        pthread_join(in->committer, NULL);
+        in->inflight = false;
+    }
+    in->job = NULL;
+    for (size_t i = 0; i < j->n; i++) {
+        struct pending_commit *pc = &j->pcs[i];
+        struct part *p = pc->p;
+        if (j->rc == 0 && j->fenced[i]) {
             in->stats.fenced++;
             log_msg(LOG_WARN, "ingest", "partition %s fenced; re-reading from the stored offset",
                     p->name);
             in->resync = true;
-        } else if (rc == 0) {
-            p->committed = p->next;
-            p->seq++;
-            agg_part_clean(p->agg);
-            delta_reset(p->delta);
-            map_clear(p->registered);
+        } else if (j->rc == 0) {
+            p->committed = pc->b.new_off;
+            p->seq = pc->b.seq;
+            if (pc->b.wm_ms > p->wm_committed_ms)
+                p->wm_committed_ms = pc->b.wm_ms;
             if (p->kind == TOPIC_ORDERS)
-                p->attributed_ms = p->attributing_ms;
+                p->attributed_ms = pc->attributing_ms;
+            ingest_collect_live(in, pc->registered);
             in->stats.commits++;
             in->stats.evicted += agg_part_trim(p->agg, ingest_cache_share(in));
         }
-        ingest_release_commit(&pcs[i]);
+        map_clear(pc->registered);
+        p->spare = pc->delta;
+        p->spare_registered = pc->registered;
+        ingest_release_commit(pc);
     }
-    delta_destroy(merged);
-    free(pcs);
-    free(bs);
-    free(fenced);
+    free(j->pcs);
+    free(j->bs);
+    free(j->fenced);
     in->stats.cached = 0;
-    it = 0;
+    size_t it = 0;
+    const char *k;
+    void *v;
     while (map_next(in->parts, &it, &k, &v))
         in->stats.cached += agg_part_cached(((struct part *)v)->agg);
-    if (rc < 0) {
-        ingest_redis_failed(in, "commit", err);
-        return -1;
-    }
-    return 0;
+    if (j->rc < 0 && in->redis_ok)
+        ingest_redis_failed(in, "commit", j->err);
+    else if (j->rc < 0)
+        in->resync = true;
+    free(j);
 }
 
 static void ingest_process(struct ingest *in, size_t n)
@@ -900,7 +1018,10 @@ static void ingest_process(struct ingest *in, size_t n)
     struct event *evs = xcalloc(n + 1, sizeof(*evs));
     bool *ok = xcalloc(n + 1, sizeof(*ok));
     const char **ids = xcalloc(n + 1, sizeof(*ids));
-    char **claims = xcalloc(n + 1, sizeof(*claims));
+    const char **claims = xcalloc(n + 1, sizeof(*claims));
+    size_t *claim_at = xcalloc(n + 1, sizeof(*claim_at)); /* offsets into claimbuf */
+    struct buf claimbuf;
+    buf_init(&claimbuf);
     size_t *idx = xcalloc(n + 1, sizeof(*idx));
     bool *dup = xcalloc(n + 1, sizeof(*dup));
     struct part **mp = xcalloc(n + 1, sizeof(*mp)); /* each message's partition */
@@ -933,14 +1054,18 @@ static void ingest_process(struct ingest *in, size_t n)
         }
         ok[i] = true;
         ids[nids] = evs[i].event_id;
-        char claim[320];
-        snprintf(claim, sizeof(claim), "%s:%" PRId64, p->name, m->offset);
-        claims[nids] = xstrdup(claim);
+        claim_at[nids] = claimbuf.len; /* "topic:partition:offset" */
+        buf_adds(&claimbuf, p->name);
+        buf_addc(&claimbuf, ':');
+        buf_add_dec(&claimbuf, m->offset);
+        buf_add(&claimbuf, "", 1);
         idx[nids++] = i;
     }
+    for (size_t k = 0; k < nids; k++)
+        claims[k] = claimbuf.data + claim_at[k];
     /* 2. dedup claims */
-    if (store_dedup(in->st, nids, ids, (const char *const *)claims, in->cfg->dedup_window_ms, dup,
-                    err, sizeof(err)) < 0) {
+    if (store_dedup(in->st, nids, ids, claims, in->cfg->dedup_window_ms, dup, err, sizeof(err)) <
+        0) {
         ingest_redis_failed(in, "dedup", err);
         goto out;
     }
@@ -983,8 +1108,8 @@ static void ingest_process(struct ingest *in, size_t n)
 out:
     for (size_t i = 0; i < n; i++)
         event_release(&evs[i]);
-    for (size_t k2 = 0; k2 < nids; k2++)
-        free(claims[k2]);
+    buf_release(&claimbuf);
+    free(claim_at);
     free(evs);
     free(ok);
     free(ids);
@@ -1020,12 +1145,19 @@ static void ingest_retention(struct ingest *in)
                 in->retention.periods_deleted - before, wm - keep);
 }
 
-/* Attribution, orphans, dead-letter flush, commits, watermark publication. */
-static void ingest_finish(struct ingest *in, bool tick)
+/* Joins the previous batch's commit, then: attribution, orphans, dead-letter flush, and
+ * this batch's commit handed to the committer. read_wm: publish and read the watermark
+ * first (a tick without messages; otherwise ingest_process did). */
+static void ingest_finish(struct ingest *in, bool tick, bool read_wm)
 {
     char err[512];
-    if (!in->redis_ok)
+    ingest_join(in);
+    if (!in->redis_ok || in->resync)
         return;
+    if (read_wm && ingest_watermark(in, err, sizeof(err)) < 0) {
+        ingest_redis_failed(in, "watermark", err);
+        return;
+    }
     size_t it = 0;
     const char *k;
     void *v;
@@ -1059,12 +1191,7 @@ static void ingest_finish(struct ingest *in, bool tick)
         in->resync = true;
         return;
     }
-    if (ingest_commit_all(in) < 0)
-        return;
-    if (ingest_watermark(in, err, sizeof(err)) < 0) {
-        ingest_redis_failed(in, "watermark", err);
-        return;
-    }
+    ingest_commit_start(in);
     /* Operational counters of dead letters by reason, for dashboards (not exactly once). */
     for (int r = 1; r < DL_REASON_COUNT; r++)
         if (in->stats.deadletters[r] != in->dl_published[r])
@@ -1136,12 +1263,7 @@ void ingest_step(struct ingest *in)
     if (n > 0 || tick) {
         if (tick)
             in->next_tick_ms = mono + 1000;
-        if (tick && n == 0) {
-            char err[512];
-            if (ingest_watermark(in, err, sizeof(err)) < 0)
-                ingest_redis_failed(in, "watermark", err);
-        }
-        ingest_finish(in, tick);
+        ingest_finish(in, tick, n == 0);
     }
     for (size_t i = 0; i < n; i++)
         rd_kafka_message_destroy(in->msgs[i]);

@@ -650,7 +650,8 @@ def sc_kill9(suite, run, o):
                               start="2026-08-31T12:00:00+08:00", duration="30d", parts=64)
         parts, batch = 64, 1000
     else:
-        stream = suite.stream(o.seed + 1, 40000, start="2026-08-30T00:00:00+08:00", parts=4)
+        stream = suite.stream(o.seed + 1, 64000, start="2026-08-30T00:00:00+08:00",
+                              duration="7d", parts=4)
         parts, batch = 4, 50  # small batches: many kills fit in a short stream
     mock = Mock(run, partitions=parts)
     rs = Redis(run, "redis")
