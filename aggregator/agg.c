@@ -453,8 +453,14 @@ enum wop { W_INCR, W_MINCR, W_SADD, W_ZADD, W_ZREM, W_HSET };
 static void agg_write(struct agg_ctx *c, const struct owner *o, const struct period *p, enum wop op,
                       const char *name, const char *field, int64_t n, const char *value)
 {
-    char suffix[64];
-    snprintf(suffix, sizeof(suffix), ":%s:%s", p->label, name);
+    char suffix[64]; /* ":LABEL:name": labels are at most 10 bytes, names short */
+    size_t ll = strlen(p->label), nl = strlen(name);
+    if (ll + nl + 3 > sizeof(suffix))
+        return;
+    suffix[0] = ':';
+    memcpy(suffix + 1, p->label, ll);
+    suffix[ll + 1] = ':';
+    memcpy(suffix + ll + 2, name, nl + 1);
     const struct buf *tags[2] = {&o->tag, &o->team};
     for (int i = 0; i < 2; i++) {
         if (!tags[i]->len)
@@ -515,7 +521,12 @@ static void agg_on_wait(void *ud, int sign, const struct conv_wait *w)
             agg_write(wc->c, &wc->o, &ps[i], W_INCR, "c", "first_n", sign, NULL);
             agg_write(wc->c, &wc->o, &ps[i], W_INCR, "c", "first_ms", sign * len, NULL);
         }
-        snprintf(member, sizeof(member), "%" PRId64 ":%s", w->start_ms, wc->conv_id);
+        size_t ml = dec_format(member, w->start_ms), cl = strlen(wc->conv_id);
+        member[ml++] = ':';
+        if (ml + cl >= sizeof(member))
+            cl = sizeof(member) - ml - 1; /* as snprintf cut it */
+        memcpy(member + ml, wc->conv_id, cl);
+        member[ml + cl] = '\0';
         agg_write(wc->c, &wc->o, &ps[i], sign > 0 ? W_ZADD : W_ZREM, "w", member, len, NULL);
         if (w->customer)
             agg_write(wc->c, &wc->o, &ps[i], W_MINCR, "rep", w->customer, sign, NULL);

@@ -45,6 +45,15 @@ static void arena_free(struct chunk **head)
     }
 }
 
+/* Empties the arena but keeps its newest chunk for reuse. */
+static void arena_rewind(struct chunk **head)
+{
+    if (!*head)
+        return;
+    arena_free(&(*head)->next);
+    (*head)->used = 0;
+}
+
 /* An insertion-ordered set of named slots: name → (value string, number, flag). */
 struct slots {
     struct map *idx; /* name -> (void *)(index + 1); keys borrowed from name[] */
@@ -78,12 +87,16 @@ struct delta {
     struct dgroup **groups;
     size_t ngroups, capgroups;
     struct map *byname;
+    /* The keys of the last writes and their groups: writes come in runs on a key
+     * (an agent's and its team's, alternately). */
+    struct dgroup *lastg[2];
+    struct dkey *last[2];
+    unsigned lastn;
     /* materialisation scratch */
     const char **keys, **args;
     size_t *arglens;
     size_t capkeys, capargs;
-    char **numbufs;
-    size_t nnum, capnum;
+    struct chunk *nums; /* numbers formatted for the materialised group */
 };
 
 static void slots_free(struct slots *s)
@@ -154,9 +167,7 @@ static void dgroup_free(struct dgroup *g)
 
 static void delta_free_numbufs(struct delta *d)
 {
-    for (size_t i = 0; i < d->nnum; i++)
-        free(d->numbufs[i]);
-    d->nnum = 0;
+    arena_rewind(&d->nums);
 }
 
 void delta_reset(struct delta *d)
@@ -164,6 +175,8 @@ void delta_reset(struct delta *d)
     for (size_t i = 0; i < d->ngroups; i++)
         dgroup_free(d->groups[i]);
     d->ngroups = 0;
+    memset(d->lastg, 0, sizeof(d->lastg));
+    memset(d->last, 0, sizeof(d->last));
     map_clear(d->byname);
     delta_free_numbufs(d);
     arena_free(&d->arena);
@@ -174,12 +187,12 @@ void delta_destroy(struct delta *d)
     if (!d)
         return;
     delta_reset(d);
+    arena_free(&d->nums);
     free(d->groups);
     map_destroy(d->byname);
     free(d->keys);
     free(d->args);
     free(d->arglens);
-    free(d->numbufs);
     free(d);
 }
 
@@ -190,7 +203,16 @@ bool delta_empty(const struct delta *d)
 
 static struct dkey *delta_key(struct delta *d, const char *tag, const char *suffix)
 {
-    struct dgroup *g = map_get(d->byname, tag);
+    struct dgroup *g = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (d->lastg[i] && strcmp(d->lastg[i]->tag, tag) == 0) {
+            g = d->lastg[i];
+            if (strcmp(d->last[i]->name + strlen(g->tag), suffix) == 0)
+                return d->last[i];
+        }
+    }
+    if (!g)
+        g = map_get(d->byname, tag);
     if (!g) {
         g = xcalloc(1, sizeof(*g));
         g->tag = xstrdup(tag);
@@ -202,9 +224,11 @@ static struct dkey *delta_key(struct delta *d, const char *tag, const char *suff
         d->groups[d->ngroups++] = g;
         map_put(d->byname, tag, g);
     }
+    unsigned slot = d->lastn++ & 1;
+    d->lastg[slot] = g;
     void *v = map_get(g->keyidx, suffix);
     if (v)
-        return g->keys[(size_t)(uintptr_t)v - 1];
+        return d->last[slot] = g->keys[(size_t)(uintptr_t)v - 1];
     if (g->nkeys == g->capkeys) {
         g->capkeys = g->capkeys ? g->capkeys * 2 : 8;
         g->keys = xrealloc(g->keys, g->capkeys * sizeof(*g->keys));
@@ -216,7 +240,7 @@ static struct dkey *delta_key(struct delta *d, const char *tag, const char *suff
     memcpy(k->name + tl, suffix, sl + 1);
     g->keys[g->nkeys++] = k;
     map_put(g->keyidx, suffix, (void *)(uintptr_t)g->nkeys);
-    return k;
+    return d->last[slot] = k;
 }
 
 void delta_incr(struct delta *d, const char *tag, const char *suffix, const char *field, int64_t by)
@@ -329,14 +353,9 @@ void delta_merge(struct delta *dst, const struct delta *src)
 
 static const char *delta_num(struct delta *d, int64_t v)
 {
-    if (d->nnum == d->capnum) {
-        d->capnum = d->capnum ? d->capnum * 2 : 64;
-        d->numbufs = xrealloc(d->numbufs, d->capnum * sizeof(*d->numbufs));
-    }
-    char tmp[32];
-    snprintf(tmp, sizeof(tmp), "%" PRId64, v);
-    d->numbufs[d->nnum] = xstrdup(tmp);
-    return d->numbufs[d->nnum++];
+    char tmp[24];
+    dec_format(tmp, v);
+    return arena_strdup(&d->nums, tmp);
 }
 
 static void delta_push(struct delta *d, size_t *n, const char *s)

@@ -96,8 +96,9 @@ void keys_contact_parts(struct buf *tag, struct buf *suffix, const char *prefix,
     buf_addc(suffix, ':');
     keys_escape(suffix, customer);
     buf_adds(tag, prefix);
-    buf_printf(tag, "{c:%u}",
-               (unsigned)(keys_hash(suffix->data + start + 1) % KEYS_CONTACT_BUCKETS));
+    buf_adds(tag, "{c:");
+    buf_add_dec(tag, (int64_t)(keys_hash(suffix->data + start + 1) % KEYS_CONTACT_BUCKETS));
+    buf_addc(tag, '}');
 }
 
 void keys_contact(struct buf *b, const char *prefix, const char *shop, const char *customer)
@@ -111,7 +112,14 @@ void keys_contact(struct buf *b, const char *prefix, const char *shop, const cha
 
 void keys_contact_member(struct buf *b, int64_t ts_ms, uint64_t seq, const char *agent)
 {
-    buf_printf(b, "%013" PRId64 ":%020" PRIu64 ":", ts_ms, seq);
+    if (ts_ms >= 0) {
+        buf_add_dec_pad(b, (uint64_t)ts_ms, 13);
+        buf_addc(b, ':');
+        buf_add_dec_pad(b, seq, 20);
+        buf_addc(b, ':');
+    } else {
+        buf_printf(b, "%013" PRId64 ":%020" PRIu64 ":", ts_ms, seq);
+    }
     buf_adds(b, agent);
 }
 
@@ -125,7 +133,9 @@ const char *keys_contact_agent(const char *member)
 void keys_dedup(struct buf *b, const char *prefix, const char *event_id)
 {
     buf_adds(b, prefix);
-    buf_printf(b, "{d:%u}:", (unsigned)(keys_hash(event_id) % KEYS_DEDUP_BUCKETS));
+    buf_adds(b, "{d:");
+    buf_add_dec(b, (int64_t)(keys_hash(event_id) % KEYS_DEDUP_BUCKETS));
+    buf_adds(b, "}:");
     keys_escape(b, event_id);
 }
 

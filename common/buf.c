@@ -98,6 +98,50 @@ void buf_addc(struct buf *b, char c)
     buf_add(b, &c, 1);
 }
 
+/* Digits of v, least significant first, into tmp; returns their count. */
+static size_t dec_digits(char *tmp, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return n;
+}
+
+size_t dec_format(char *out, int64_t v)
+{
+    char tmp[24];
+    size_t o = 0;
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        out[o++] = '-';
+        u = 0 - u;
+    }
+    for (size_t n = dec_digits(tmp, u); n > 0; n--)
+        out[o++] = tmp[n - 1];
+    out[o] = '\0';
+    return o;
+}
+
+void buf_add_dec(struct buf *b, int64_t v)
+{
+    char tmp[24];
+    buf_add(b, tmp, dec_format(tmp, v));
+}
+
+void buf_add_dec_pad(struct buf *b, uint64_t v, int width)
+{
+    char tmp[24];
+    size_t n = dec_digits(tmp, v);
+    buf_reserve(b, n + (width > 0 ? (size_t)width : 0));
+    for (int i = (int)n; i < width; i++)
+        b->data[b->len++] = '0';
+    for (; n > 0; n--)
+        b->data[b->len++] = tmp[n - 1];
+    b->data[b->len] = '\0';
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -19,6 +19,11 @@ void buf_add(struct buf *b, const void *p, size_t n);
 void buf_adds(struct buf *b, const char *s);
 void buf_addc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Decimal text without printf (hot paths): v, and an unsigned v zero-padded to width. */
+void buf_add_dec(struct buf *b, int64_t v);
+void buf_add_dec_pad(struct buf *b, uint64_t v, int width);
+/* Writes v in decimal to out (at least 21 bytes), NUL-terminated; returns the length. */
+size_t dec_format(char *out, int64_t v);
 /* Length-prefixed fields for binary records: varint length then bytes. */
 void buf_add_u64(struct buf *b, uint64_t v); /* LEB128 */
 void buf_add_i64(struct buf *b, int64_t v);  /* zig-zag LEB128 */

@@ -48,6 +48,7 @@ struct rconn {
     bool lost;       /* some of them never reached c's output buffer, or c was freed */
     char qerr[128];  /* why queueing failed, when hiredis said so */
     int64_t roundtrips;
+    struct buf fmt;              /* one command in RESP, being queued */
     struct metrics_hist latency; /* of the round trips, seconds */
 };
 
@@ -371,6 +372,7 @@ void rconn_destroy(struct rconn *r)
     if (!r)
         return;
     rconn_disconnect(r);
+    buf_release(&r->fmt);
     free(r->host);
     free(r->path);
     free(r->user);
@@ -441,7 +443,21 @@ void rconn_append(struct rconn *r, int argc, const char **argv, const size_t *ar
         r->lost = true;
         return;
     }
-    if (redisAppendCommandArgv(r->c, argc, argv, argvlen) != REDIS_OK) {
+    /* RESP written here: hiredis formats each length with sdscatfmt, which was a tenth
+     * of the daemon's time on pipelines of many small commands. */
+    struct buf *f = &r->fmt;
+    buf_reset(f);
+    buf_addc(f, '*');
+    buf_add_dec(f, argc);
+    buf_add(f, "\r\n", 2);
+    for (int i = 0; i < argc; i++) {
+        buf_addc(f, '$');
+        buf_add_dec(f, (int64_t)argvlen[i]);
+        buf_add(f, "\r\n", 2);
+        buf_add(f, argv[i], argvlen[i]);
+        buf_add(f, "\r\n", 2);
+    }
+    if (redisAppendFormattedCommand(r->c, f->data, f->len) != REDIS_OK) {
         queue_failed(r);
         return;
     }
