@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,44 @@ static const struct u64_case {
      .bytes = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 };
 
+/* Decimal text without printf, against printf. */
+static void test_decimal(void **state)
+{
+    (void)state;
+    const int64_t vals[] = {
+        0, 1, -1, 9, 10, -10, 99, 100, 1234567890123LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        char want[32], got[24];
+        snprintf(want, sizeof(want), "%" PRId64, vals[i]);
+        assert_int_equal(dec_format(got, vals[i]), strlen(want));
+        assert_string_equal(got, want);
+        struct buf b;
+        buf_init(&b);
+        buf_adds(&b, "x");
+        buf_add_dec(&b, vals[i]);
+        assert_string_equal(b.data + 1, want);
+        buf_release(&b);
+    }
+    const struct {
+        uint64_t v;
+        int width;
+        const char *want;
+    } pads[] = {{0, 13, "0000000000000"},
+                {1784876400000ULL, 13, "1784876400000"},
+                {42, 20, "00000000000000000042"},
+                {UINT64_MAX, 20, "18446744073709551615"},
+                {12345, 3, "12345"},
+                {7, 0, "7"}};
+    for (size_t i = 0; i < sizeof(pads) / sizeof(pads[0]); i++) {
+        struct buf b;
+        buf_init(&b);
+        buf_add_dec_pad(&b, pads[i].v, pads[i].width);
+        assert_string_equal(b.data, pads[i].want);
+        assert_int_equal(b.len, strlen(pads[i].want));
+        buf_release(&b);
+    }
+}
+
 static void test_varint_u64(void **state)
 {
     (void)state;
@@ -435,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_map_tombstones),
         cmocka_unit_test(test_map_delete_while_iterating),
         cmocka_unit_test(test_buf_basic),
+        cmocka_unit_test(test_decimal),
         cmocka_unit_test(test_varint_u64),
         cmocka_unit_test(test_varint_bad),
         cmocka_unit_test(test_varint_i64),
