@@ -415,15 +415,17 @@ static void agg_register(struct agg_ctx *c, const struct owner *o, const struct 
                          const char *shop, const char *agent)
 {
     if (c->registered) {
-        struct buf id;
-        buf_init(&id);
-        buf_add(&id, o->tag.data, o->tag.len);
-        buf_addc(&id, '\x1f');
-        buf_adds(&id, p->label);
-        bool seen = map_get(c->registered, id.data) != NULL;
+        char stack[512];
+        size_t ll = strlen(p->label), n = o->tag.len + 1 + ll + 1;
+        char *id = n <= sizeof(stack) ? stack : xmalloc(n);
+        memcpy(id, o->tag.data, o->tag.len);
+        id[o->tag.len] = '\x1f';
+        memcpy(id + o->tag.len + 1, p->label, ll + 1);
+        bool seen = map_get(c->registered, id) != NULL;
         if (!seen)
-            map_put(c->registered, id.data, (void *)1);
-        buf_release(&id);
+            map_put(c->registered, id, (void *)1);
+        if (id != stack)
+            free(id);
         if (seen)
             return;
     }

@@ -1255,6 +1255,8 @@ void ingest_step(struct ingest *in)
                              (int)in->cfg->batch_max_wait_ms);
     int64_t mono = clock_mono_ms();
     bool tick = mono >= in->next_tick_ms;
+    if (n == 0)
+        ingest_join(in); /* idle: nothing to overlap, let offsets and lag catch up now */
     if (n > 0) {
         in->stats.batches++;
         metrics_hist_observe(&in->stats.batch_sizes, (double)n);
