@@ -111,14 +111,29 @@ static void slots_free(struct slots *s)
 }
 
 /* The slot of name, created empty when new (its name copied into the arena). */
+/* Slots up to this many are found by a scan: most keys hold a few (counters of one
+ * owner and period), and a map each cost more than it saved. */
+#define SLOTS_SCAN 8
+
 static size_t slots_get(struct chunk **arena, struct slots *s, const char *name, bool *created)
 {
-    if (!s->idx)
-        s->idx = map_new_borrowed();
-    void *v = map_get(s->idx, name);
-    if (v) {
-        *created = false;
-        return (size_t)(uintptr_t)v - 1;
+    if (!s->idx) {
+        for (size_t i = 0; i < s->n; i++)
+            if (strcmp(s->name[i], name) == 0) {
+                *created = false;
+                return i;
+            }
+        if (s->n == SLOTS_SCAN) {
+            s->idx = map_new_borrowed();
+            for (size_t i = 0; i < s->n; i++)
+                map_put(s->idx, s->name[i], (void *)(uintptr_t)(i + 1));
+        }
+    } else {
+        void *v = map_get(s->idx, name);
+        if (v) {
+            *created = false;
+            return (size_t)(uintptr_t)v - 1;
+        }
     }
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 8;
@@ -132,7 +147,8 @@ static size_t slots_get(struct chunk **arena, struct slots *s, const char *name,
     s->value[i] = NULL;
     s->num[i] = 0;
     s->flag[i] = false;
-    map_put(s->idx, s->name[i], (void *)(uintptr_t)(i + 1));
+    if (s->idx)
+        map_put(s->idx, s->name[i], (void *)(uintptr_t)(i + 1));
     *created = true;
     return i;
 }
@@ -216,7 +232,7 @@ static struct dkey *delta_key(struct delta *d, const char *tag, const char *suff
     if (!g) {
         g = xcalloc(1, sizeof(*g));
         g->tag = xstrdup(tag);
-        g->keyidx = map_new();
+        g->keyidx = map_new_borrowed(); /* keys: the suffixes inside dkey names */
         if (d->ngroups == d->capgroups) {
             d->capgroups = d->capgroups ? d->capgroups * 2 : 16;
             d->groups = xrealloc(d->groups, d->capgroups * sizeof(*d->groups));
@@ -239,7 +255,7 @@ static struct dkey *delta_key(struct delta *d, const char *tag, const char *suff
     memcpy(k->name, tag, tl);
     memcpy(k->name + tl, suffix, sl + 1);
     g->keys[g->nkeys++] = k;
-    map_put(g->keyidx, suffix, (void *)(uintptr_t)g->nkeys);
+    map_put(g->keyidx, k->name + tl, (void *)(uintptr_t)g->nkeys);
     return d->last[slot] = k;
 }
 
