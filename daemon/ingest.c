@@ -81,6 +81,7 @@ struct ingest {
     struct delta *merged;
     pthread_t committer;
     bool inflight;
+    struct metrics_hist commit_latency; /* crc's, copied at each join */
     struct commit_job *job;
     uint64_t dl_published[DL_REASON_COUNT]; /* dead letters already counted in Redis */
     bool fatal;
@@ -205,6 +206,18 @@ void ingest_set_rules(struct ingest *in, const struct rule_set *rules)
         if (r->has_lateness && r->lateness_ms > in->aconf.accept_ms[r->period])
             in->aconf.accept_ms[r->period] = r->lateness_ms;
     }
+}
+
+void ingest_redis_latency(const struct ingest *in, struct metrics_hist *out)
+{
+    *out = *rconn_latency(in->rc);
+    const struct metrics_hist *c = &in->commit_latency;
+    if (c->scale != out->scale)
+        return;
+    for (size_t i = 0; i <= METRICS_HIST_BOUNDS; i++)
+        out->counts[i] += c->counts[i];
+    out->count += c->count;
+    out->sum += c->sum;
 }
 
 struct rconn *ingest_rconn(struct ingest *in)
@@ -970,6 +983,7 @@ static void ingest_join(struct ingest *in)
         pthread_join(in->committer, NULL);
         in->inflight = false;
     }
+    in->commit_latency = *rconn_latency(in->crc);
     in->job = NULL;
     for (size_t i = 0; i < j->n; i++) {
         struct pending_commit *pc = &j->pcs[i];

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "consumers/consumer.h"
 #include "consumers/event.h"
+#include "daemon/metrics.h"
 #include "daemon/rconn.h"
 #include "daemon/store.h"
 #include "rules/rule.h"
@@ -61,6 +62,9 @@ void ingest_set_rules(struct ingest *in, const struct rule_set *rules);
 
 /* For the rules engine driver, which shares the connections (borrowed). */
 struct rconn *ingest_rconn(struct ingest *in);
+/* The round trips of both connections (the main one and the committer's, the latter as of
+ * the last joined commit): for /metrics. */
+void ingest_redis_latency(const struct ingest *in, struct metrics_hist *out);
 struct store *ingest_store(struct ingest *in);
 struct consumer *ingest_consumer(struct ingest *in);
 

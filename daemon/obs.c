@@ -253,7 +253,9 @@ void obs_sync(struct obs *o, struct ingest *in, const struct rules_run *rr, stru
     metrics_set(o->offset_resets, NULL, (double)s->offset_resets);
     metrics_set(o->lost, NULL, (double)s->lost_messages);
     metrics_set(o->redis_up, NULL, rconn_connected(ingest_rconn(in)) ? 1 : 0);
-    metrics_hist_set(o->redis_rtt, NULL, rconn_latency(ingest_rconn(in)));
+    struct metrics_hist rtt;
+    ingest_redis_latency(in, &rtt);
+    metrics_hist_set(o->redis_rtt, NULL, &rtt);
     metrics_set(o->ready, NULL, ready ? 1 : 0);
     metrics_mark(o->lag);
     metrics_mark(o->part_wm);
