@@ -435,6 +435,8 @@ static void ingest_resync(struct ingest *in)
         }
         delta_reset(p->delta);
         map_clear(p->registered);
+        delta_reset(p->spare); /* joined above: both buffers are p's */
+        map_clear(p->spare_registered);
         p->fresh = true;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, p->topic, p->number)->offset =
@@ -904,13 +906,14 @@ static void *ingest_committer(void *arg)
     j->rc = 0;
     if (!rconn_connected(in->crc) && rconn_connect(in->crc, j->err, sizeof(j->err)) < 0) {
         j->rc = -1;
-        return NULL;
+    } else {
+        for (size_t i = 0; i < j->n; i++)
+            delta_merge(in->merged, j->pcs[i].delta);
+        j->rc = store_commit_batches(in->cst, j->bs, j->n, in->merged, j->fenced, j->err,
+                                     sizeof(j->err));
+        delta_reset(in->merged);
     }
-    for (size_t i = 0; i < j->n; i++)
-        delta_merge(in->merged, j->pcs[i].delta);
-    j->rc =
-        store_commit_batches(in->cst, j->bs, j->n, in->merged, j->fenced, j->err, sizeof(j->err));
-    delta_reset(in->merged);
+    /* The buffers go back to their partitions empty, whatever happened. */
     for (size_t i = 0; i < j->n; i++)
         delta_reset(j->pcs[i].delta);
     if (j->rc < 0)
@@ -969,6 +972,7 @@ static void ingest_commit_start(struct ingest *in)
         ingest_committer(in);
         return;
     }
+    pthread_setname_np(in->committer, "csm-committer"); /* for top -H, gdb */
     in->inflight = true;
 }
 
