@@ -377,6 +377,22 @@ void consumer_pause_all(struct consumer *c, bool pause)
     rd_kafka_topic_partition_list_destroy(a);
 }
 
+int consumer_partition_count(struct consumer *c, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, topic, NULL);
+    if (!t)
+        return -1;
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    if (rd_kafka_metadata(c->rk, 0, t, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        n = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return n;
+}
+
 rd_kafka_t *consumer_handle(struct consumer *c)
 {
     return c->rk;

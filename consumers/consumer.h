@@ -64,5 +64,7 @@ int64_t consumer_log_start(struct consumer *c, const char *topic, int32_t part, 
 void consumer_pause_all(struct consumer *c, bool pause);
 
 rd_kafka_t *consumer_handle(struct consumer *c);
+/* How many partitions topic has (a metadata request, up to timeout_ms); -1 on error. */
+int consumer_partition_count(struct consumer *c, const char *topic, int timeout_ms);
 
 #endif

@@ -85,6 +85,8 @@ struct ingest {
     struct commit_job *job;
     uint64_t dl_published[DL_REASON_COUNT]; /* dead letters already counted in Redis */
     bool fatal;
+    int64_t partitions_at_ms; /* next look at the input topics' partitions (monotonic) */
+    bool partitions_warned;   /* said once that they could not be read */
 };
 
 static void ingest_join(struct ingest *in);
@@ -336,6 +338,7 @@ static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *par
     ingest_join(in);
     if (!in->redis_ok)
         return -1;
+    in->partitions_at_ms = 0; /* look at the topics' partitions again (ingest_step) */
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[i];
         struct part *p = xcalloc(1, sizeof(*p));
@@ -361,6 +364,47 @@ static int ingest_on_assign(void *ud, const rd_kafka_topic_partition_list_t *par
                 p->committed);
     }
     return 0;
+}
+
+/* Tells store_wm every input partition that exists, owned here or not: looked up after
+ * each assignment (and retried every 5 s until it works). */
+static void ingest_known_partitions(struct ingest *in)
+{
+    int64_t mono = clock_mono_ms();
+    if (in->partitions_at_ms < 0 || mono < in->partitions_at_ms)
+        return;
+    const char *topics[] = {in->cfg->topic_chat, in->cfg->topic_orders, in->cfg->topic_reviews};
+    int count[3];
+    size_t total = 0;
+    for (int t = 0; t < 3; t++) {
+        count[t] = consumer_partition_count(in->kc, topics[t], 1000);
+        if (count[t] < 0) {
+            if (!in->partitions_warned)
+                log_msg(LOG_WARN, "kafka",
+                        "cannot read the partitions of topic=%s; retrying every 5 s", topics[t]);
+            in->partitions_warned = true;
+            in->partitions_at_ms = mono + 5000;
+            return;
+        }
+        total += (size_t)count[t];
+    }
+    char **names = xcalloc(total + 1, sizeof(*names));
+    size_t n = 0;
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < count[t]; i++) {
+            struct buf b;
+            buf_init(&b);
+            buf_adds(&b, topics[t]);
+            buf_addc(&b, ':');
+            buf_add_dec(&b, i);
+            names[n++] = b.data;
+        }
+    store_set_partitions(in->st, n, (const char *const *)names);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    in->partitions_at_ms = -1; /* until the next assignment */
+    in->partitions_warned = false;
 }
 
 static void ingest_on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts)
@@ -1269,6 +1313,7 @@ void ingest_step(struct ingest *in)
     }
     if (consumer_assignment_pending(in->kc))
         consumer_retry_assignment(in->kc);
+    ingest_known_partitions(in);
     size_t n = consumer_poll(in->kc, in->msgs, (size_t)in->cfg->batch_max_events,
                              (int)in->cfg->batch_max_wait_ms);
     int64_t mono = clock_mono_ms();

@@ -13,6 +13,8 @@
 struct store {
     struct rconn *rc;
     char *prefix;
+    char **known; /* store_set_partitions */
+    size_t nknown;
     struct buf k1, k2, k3;
 };
 
@@ -32,6 +34,7 @@ void store_destroy(struct store *s)
     if (!s)
         return;
     free(s->prefix);
+    store_set_partitions(s, 0, NULL);
     buf_release(&s->k1);
     buf_release(&s->k2);
     buf_release(&s->k3);
@@ -534,6 +537,17 @@ int store_commit(struct store *s, const struct store_batch *b, char *err, size_t
     return rc < 0 ? -1 : fenced ? 1 : 0;
 }
 
+void store_set_partitions(struct store *s, size_t n, const char *const *names)
+{
+    for (size_t i = 0; i < s->nknown; i++)
+        free(s->known[i]);
+    free(s->known);
+    s->known = n ? xcalloc(n, sizeof(*s->known)) : NULL;
+    for (size_t i = 0; i < n; i++)
+        s->known[i] = xstrdup(names[i]);
+    s->nknown = n;
+}
+
 int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
              const struct store_wm_part *parts, int64_t *global_ms, int64_t *close_ms, char *err,
              size_t errlen)
@@ -559,6 +573,11 @@ int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
     argv_pushs(&a, s->k3.data);
     argv_pushs(&a, now);
     argv_pushs(&a, allow_wall ? "1" : "0");
+    char nk[24];
+    snprintf(nk, sizeof(nk), "%zu", s->nknown);
+    argv_pushs(&a, nk);
+    for (size_t i = 0; i < s->nknown; i++)
+        argv_pushs(&a, s->known[i]);
     for (size_t i = 0; i < n; i++) {
         snprintf(nums[i][0], 24, "%" PRId64, parts[i].wm_ms);
         snprintf(nums[i][1], 24, "%" PRId64, parts[i].idle_until_ms);

@@ -122,6 +122,11 @@ struct store_wm_part {
     int64_t attributed_ms; /* orders partitions: global watermark attributed up to; else -1 */
 };
 
+/* The input partitions that exist ("topic:partition"), whoever owns them: store_wm
+ * holds the global watermark back while one of them was never published (its owner died
+ * before publishing it, say). Copied; none set: only published partitions count. */
+void store_set_partitions(struct store *s, size_t n, const char *const *names);
+
 /* Updates partition watermarks and returns the global one and the close watermark (the
  * global one held back by orders not attributed yet). 0/-1. */
 int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,

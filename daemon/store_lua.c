@@ -123,16 +123,19 @@ const char store_lua_library[] =
     "  for _, p in ipairs(pids) do redis.call('HSET', keys[1], p[1], p[2]) end\n"
     "  return 1\n"
     "end\n"
-    /* csm_wm: KEYS parts global close. ARGV now allow_wall then quads (partition wm
-     * idle_until attributed). A partition is idle while idle_until > now. Global = min
-     * over busy partitions; all idle: now when allow_wall is 1, else the largest partition
-     * watermark. Close = min(global, every orders partition's `attributed`: the global
+    /* csm_wm: KEYS parts global close. ARGV now allow_wall K, K partition names that exist
+     * (any owner's; those nobody has published yet count as busy at 0: a partition whose
+     * owner died before its first publication must not let periods close unread), then
+     * quads (partition wm idle_until attributed). A partition is idle while idle_until >
+     * now. Global = min over busy partitions; all idle: now when allow_wall is 1, else the
+     * largest partition watermark. Close = min(global, every orders partition's `attributed`: the global
      * watermark up to which it has attributed its orders; -1 for other topics), so a
      * period never closes before the orders it holds are attributed. Neither moves
      * backwards. Returns {global, close}. */
     "local function wm(keys, args)\n"
     "  local now = tonumber(args[1])\n"
-    "  for i = 3, #args, 4 do\n"
+    "  local nk = tonumber(args[3])\n"
+    "  for i = 4 + nk, #args, 4 do\n"
     "    local cur = redis.call('HGET', keys[1], args[i])\n"
     "    local w = tonumber(args[i + 1])\n"
     "    if cur then\n"
@@ -156,6 +159,12 @@ const char store_lua_library[] =
     "        if min == nil or w < min then min = w end\n"
     "      end\n"
     "      if att >= 0 and (amin == nil or att < amin) then amin = att end\n"
+    "    end\n"
+    "  end\n"
+    "  for i = 4, 3 + nk do\n"
+    "    if redis.call('HEXISTS', keys[1], args[i]) == 0 then\n"
+    "      busy = true\n"
+    "      min = 0\n"
     "    end\n"
     "  end\n"
     "  local c\n"

@@ -1010,6 +1010,21 @@ static void test_watermark(void **state)
     assert_int_equal(store_wm(e->st, now, false, 2, o, &g, &cl, err, sizeof(err)), 0);
     assert_int_equal(g, 500);
     assert_int_equal(cl, 500);
+
+    /* a partition that exists but nobody ever published (its owner died first) holds the
+     * global back, even when every published one is idle, until it is published */
+    freeReplyObject(cmd("FLUSHALL"));
+    const char *known[] = {"cs.chat:0", "cs.chat:1", "cs.chat:2"};
+    store_set_partitions(e->st, 3, known);
+    struct store_wm_part k2[] = {P("cs.chat:0", 500, 0), P("cs.chat:1", 700, now + 1)};
+    assert_int_equal(store_wm(e->st, now, true, 2, k2, &g, &cl, err, sizeof(err)), 0);
+    assert_int_equal(g, 0);
+    assert_int_equal(cl, 0);
+    struct store_wm_part k3[] = {P("cs.chat:2", 600, 0)};
+    assert_int_equal(store_wm(e->st, now, true, 1, k3, &g, &cl, err, sizeof(err)), 0);
+    assert_int_equal(g, 500);
+    assert_int_equal(cl, 500);
+    store_set_partitions(e->st, 0, NULL);
 #undef P
 }
 
