@@ -128,10 +128,10 @@ const char store_lua_library[] =
      * owner died before its first publication must not let periods close unread), then
      * quads (partition wm idle_until attributed). A partition is idle while idle_until >
      * now. Global = min over busy partitions; all idle: now when allow_wall is 1, else the
-     * largest partition watermark. Close = min(global, every orders partition's `attributed`: the global
-     * watermark up to which it has attributed its orders; -1 for other topics), so a
-     * period never closes before the orders it holds are attributed. Neither moves
-     * backwards. Returns {global, close}. */
+     * largest partition watermark. Close = min(global, every orders partition's `attributed`: the
+     * global watermark up to which it has attributed its orders; -1 for other topics), so a period
+     * never closes before the orders it holds are attributed. Neither moves backwards. Returns
+     * {global, close}. */
     "local function wm(keys, args)\n"
     "  local now = tonumber(args[1])\n"
     "  local nk = tonumber(args[3])\n"
