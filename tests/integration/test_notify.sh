@@ -91,7 +91,9 @@ awk -v p="$P" -v s="$t_stop" -v c="$t_cont" -v e="$t_end" '
         printf "%.2f %.2f %d %d\n", before, during, after, n
     }' "$N" >"$WORK/gaps.txt"
 read -r before during after _ <"$WORK/gaps.txt"
-awk -v b="$before" 'BEGIN { exit !(b > 0 && b < 1.6) }' && ok "WATCHDOG=1 about every second before the freeze (longest gap ${before}s)" ||
+# pings come every ~1.2 s; under a loaded machine (the whole suite) one gap was 1.66 s. The
+# contract is WATCHDOG_USEC=2 s: systemd acts past that.
+awk -v b="$before" 'BEGIN { exit !(b > 0 && b < 1.9) }' && ok "WATCHDOG=1 about every second before the freeze (longest gap ${before}s, < 1.9 s)" ||
     fail "watchdog before the freeze: longest gap ${before}s"
 awk -v d="$during" 'BEGIN { exit !(d >= 4.0) }' && ok "Redis frozen 7 s: no WATCHDOG=1 for ${during}s (the main loop waits out its 5 s Redis timeout)" ||
     fail "watchdog while Redis was frozen: longest gap only ${during}s"
