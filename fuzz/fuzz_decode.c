@@ -14,33 +14,10 @@
 #include "common/utf8.h"
 #include "consumers/decode.h"
 #include "consumers/event.h"
+#include "fuzz/fuzz.h"
 
 #define NOW_MS 1795770000000LL /* 2026-11-27T09:00:00Z, as the unit tests */
 #define DAY_MS 86400000LL
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_decode: check failed: %s (line %d)\n", #cond, __LINE__);         \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-/* Length of the valid UTF-8 prefix of s[0..n). */
-static size_t utf8_check(const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    size_t i = 0;
-    while (i < n) {
-        size_t k = s[i] < 0x80 ? 1 : utf8_seq_len(s + i, n - i);
-        if (k == 0)
-            return i;
-        i += k;
-    }
-    return n;
-}
 
 static const char *const topics[TOPIC_INPUT_COUNT] = {"cs.chat", "shop.orders", "cs.reviews"};
 
@@ -93,7 +70,7 @@ static void check_detail(const char *detail, size_t cap)
     size_t n = strnlen(detail, cap);
     CHECK(n < cap);
     CHECK(n > 0);
-    CHECK(utf8_check(detail, n) == n);
+    CHECK(utf8_valid_prefix(detail, n) == n);
     for (size_t i = 0; i < n; i++)
         CHECK((unsigned char)detail[i] >= 0x20 && detail[i] != 0x7f);
 }
@@ -153,7 +130,7 @@ static void check_record(const char *rec, enum dl_reason reason, const char *top
         /* yajl's strings end at a NUL; compare what it can show. */
         const char *s = YAJL_GET_STRING(text);
         size_t upto = strnlen((const char *)payload, len);
-        CHECK(utf8_check(payload, len) == len);
+        CHECK(utf8_valid_prefix(payload, len) == len);
         CHECK(strlen(s) == upto && memcmp(s, payload, upto) == 0);
     } else {
         unsigned char *back = malloc(len + 1);

@@ -17,16 +17,7 @@
 #include "aggregator/period.h"
 #include "rules/eval.h"
 #include "rules/rule.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_rules: check failed: %s (line %d)\n", #cond, __LINE__);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz/fuzz.h"
 
 #define NAGENTS 5
 #define TS_MS 1786000000000LL /* 2026-08-06: a day, week, month, quarter, half and year */
