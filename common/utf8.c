@@ -1,6 +1,7 @@
 /* utf8 — see utf8.h. */
 #include "common/utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
 size_t utf8_seq_len(const unsigned char *s, size_t n)
@@ -74,4 +75,26 @@ void utf8_position(const char *text, size_t len, size_t offset, size_t *line, si
             (*column)++;
         }
     }
+}
+
+size_t utf8_valid_prefix(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    size_t i = 0;
+    while (i < n) {
+        uint64_t w;
+        if (n - i >= 8 && (memcpy(&w, s + i, 8), (w & 0x8080808080808080ull) == 0)) {
+            i += 8; /* eight ASCII bytes at once */
+            continue;
+        }
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq_len(s + i, n - i);
+        if (!k)
+            return i;
+        i += k;
+    }
+    return n;
 }

@@ -10,6 +10,9 @@
 /* Length (1..4) of the valid UTF-8 sequence at s, with n bytes left; 0 when invalid. */
 size_t utf8_seq_len(const unsigned char *s, size_t n);
 
+/* Length of the valid UTF-8 prefix of p[0..n): the offset of the first bad byte, or n. */
+size_t utf8_valid_prefix(const void *p, size_t n);
+
 /* Appends s (NUL-terminated) as a JSON string, quotes included: `"` and `\` escaped,
  * \n \t \r by name, other control bytes as \u00XX, valid UTF-8 as it is, and each byte
  * that is not valid UTF-8 as U+FFFD, so the output is always valid JSON. */

@@ -201,28 +201,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* Offset of the first byte that is not valid UTF-8, or n. */
-static size_t utf8_check(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint64_t w;
-        if (n - i >= 8 && (memcpy(&w, s + i, 8), (w & 0x8080808080808080ull) == 0)) {
-            i += 8; /* eight ASCII bytes at once */
-            continue;
-        }
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = utf8_seq_len(s + i, n - i);
-        if (!k)
-            return i;
-        i += k;
-    }
-    return n;
-}
-
 static int hex4(const unsigned char *s, size_t n, unsigned *out)
 {
     unsigned v = 0;
@@ -697,7 +675,7 @@ static enum dl_reason parse_json(struct parse *p, const unsigned char *buf, size
         .malloc = yajl_xmalloc, .realloc = yajl_xrealloc, .free = yajl_xfree};
     size_t at;
 
-    if ((at = utf8_check(buf, len)) != len)
+    if ((at = utf8_valid_prefix(buf, len)) != len)
         return fail(detail, detail_len, DL_INVALID_JSON,
                     "invalid JSON: invalid UTF-8 at byte offset %zu", at);
     if ((at = surrogate_check(buf, len)) != len)
@@ -1186,7 +1164,7 @@ char *decode_deadletter_json(enum dl_reason reason, const char *detail, const ch
         payload_len = 0;
     dn = strlen(detail);
     tn = strlen(topic);
-    bool text = utf8_check(payload, payload_len) == payload_len;
+    bool text = utf8_valid_prefix(payload, payload_len) == payload_len;
     if (dn > SIZE_MAX / 16 || tn > SIZE_MAX / 16 || payload_len > SIZE_MAX / 16)
         return NULL;
     /* Fixed text and numbers stay under 256 bytes; escaping grows a byte to 6 at most. */

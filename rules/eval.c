@@ -499,9 +499,7 @@ static void j_str(struct jg *j, const char *s)
 
     if (j->st != yajl_gen_status_ok)
         return;
-    while (i < n && (u[i] < 0x80 || utf8_seq_len(u + i, n - i)))
-        i += u[i] < 0x80 ? 1 : utf8_seq_len(u + i, n - i);
-    if (i == n) {
+    if (utf8_valid_prefix(u, n) == n) {
         j->st = yajl_gen_string(j->g, u, n);
         return;
     }
