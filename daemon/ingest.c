@@ -213,13 +213,7 @@ void ingest_set_rules(struct ingest *in, const struct rule_set *rules)
 void ingest_redis_latency(const struct ingest *in, struct metrics_hist *out)
 {
     *out = *rconn_latency(in->rc);
-    const struct metrics_hist *c = &in->commit_latency;
-    if (c->scale != out->scale)
-        return;
-    for (size_t i = 0; i <= METRICS_HIST_BOUNDS; i++)
-        out->counts[i] += c->counts[i];
-    out->count += c->count;
-    out->sum += c->sum;
+    metrics_hist_add(out, &in->commit_latency);
 }
 
 struct rconn *ingest_rconn(struct ingest *in)

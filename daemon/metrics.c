@@ -55,6 +55,16 @@ double metrics_scale_bound(enum metrics_scale scale, size_t i)
     return metrics_bounds[scale][i];
 }
 
+void metrics_hist_add(struct metrics_hist *dst, const struct metrics_hist *src)
+{
+    if (src->scale != dst->scale)
+        return;
+    for (size_t i = 0; i <= METRICS_HIST_BOUNDS; i++)
+        dst->counts[i] += src->counts[i];
+    dst->count += src->count;
+    dst->sum += src->sum;
+}
+
 void metrics_hist_observe(struct metrics_hist *h, double v)
 {
     if (isnan(v))

@@ -33,6 +33,8 @@ struct metrics_hist {
 
 /* Adds one observation (NaN is ignored). */
 void metrics_hist_observe(struct metrics_hist *h, double v);
+/* Adds src's observations to dst (same scale; a src of another scale is ignored). */
+void metrics_hist_add(struct metrics_hist *dst, const struct metrics_hist *src);
 /* The upper bound of bucket i < METRICS_HIST_BOUNDS of a scale. */
 double metrics_scale_bound(enum metrics_scale scale, size_t i);
 
