@@ -7,6 +7,7 @@
 #include "common/buf.h"
 #include "common/map.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,10 +456,9 @@ enum wop { W_INCR, W_MINCR, W_SADD, W_ZADD, W_ZREM, W_HSET };
 static void agg_write(struct agg_ctx *c, const struct owner *o, const struct period *p, enum wop op,
                       const char *name, const char *field, int64_t n, const char *value)
 {
-    char suffix[64]; /* ":LABEL:name": labels are at most 10 bytes, names short */
+    char suffix[64]; /* ":LABEL:name": labels are under PERIOD_LABEL_MAX, names short */
     size_t ll = strlen(p->label), nl = strlen(name);
-    if (ll + nl + 3 > sizeof(suffix))
-        return;
+    assert(ll + nl + 3 <= sizeof(suffix));
     suffix[0] = ':';
     memcpy(suffix + 1, p->label, ll);
     suffix[ll + 1] = ':';
