@@ -935,6 +935,14 @@ static int ingest_sweep(struct ingest *in, char *err, size_t errlen)
     return rc;
 }
 
+static void commit_job_free(struct commit_job *j)
+{
+    free(j->pcs);
+    free(j->bs);
+    free(j->fenced);
+    free(j);
+}
+
 /* The committer thread: every partition's commit of one batch in three round trips
  * (store_commit_batches), their writes merged per tag, on its own connection. */
 static void *ingest_committer(void *arg)
@@ -997,12 +1005,12 @@ static void ingest_commit_start(struct ingest *in)
         p->spare_registered = NULL;
         j->bs[n++] = pc->b;
     }
+    if (n == 0) { /* nothing to commit */
+        commit_job_free(j);
+        return;
+    }
     j->n = n;
     in->job = j;
-    if (n == 0) {
-        j->rc = 0;
-        return; /* nothing to commit: joined at once */
-    }
     int e = pthread_create(&in->committer, NULL, ingest_committer, in);
     if (e != 0) {
         log_msg(LOG_WARN, "ingest", "cannot start the committer thread (%s); committing inline",
@@ -1051,9 +1059,6 @@ static void ingest_join(struct ingest *in)
         p->spare_registered = pc->registered;
         ingest_release_commit(pc);
     }
-    free(j->pcs);
-    free(j->bs);
-    free(j->fenced);
     in->stats.cached = 0;
     size_t it = 0;
     const char *k;
@@ -1064,7 +1069,7 @@ static void ingest_join(struct ingest *in)
         ingest_redis_failed(in, "commit", j->err);
     else if (j->rc < 0)
         in->resync = true;
-    free(j);
+    commit_job_free(j);
 }
 
 static void ingest_process(struct ingest *in, size_t n)
