@@ -259,12 +259,22 @@ static struct dkey *delta_key(struct delta *d, const char *tag, const char *suff
     return d->last[slot] = k;
 }
 
+/* Sums held at the int64 limits rather than overflowing (undefined in C); Redis saturates
+ * the stored counter the same way (csm_apply), and says so. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 void delta_incr(struct delta *d, const char *tag, const char *suffix, const char *field, int64_t by)
 {
     struct dkey *k = delta_key(d, tag, suffix);
     bool created;
     size_t i = slots_get(&d->arena, &k->c, field, &created);
-    k->c.num[i] += by;
+    k->c.num[i] = sat_add(k->c.num[i], by);
 }
 
 void delta_mincr(struct delta *d, const char *tag, const char *suffix, const char *field,
@@ -273,7 +283,7 @@ void delta_mincr(struct delta *d, const char *tag, const char *suffix, const cha
     struct dkey *k = delta_key(d, tag, suffix);
     bool created;
     size_t i = slots_get(&d->arena, &k->m, field, &created);
-    k->m.num[i] += by;
+    k->m.num[i] = sat_add(k->m.num[i], by);
 }
 
 void delta_sadd(struct delta *d, const char *tag, const char *suffix, const char *member)

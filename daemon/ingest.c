@@ -282,6 +282,22 @@ static void ingest_pending_cb(void *ud, const char *field, const char *value, si
     ps->ids[ps->n++] = xstrdup(field);
 }
 
+/* Says so when Redis saturated counters (store_saturated) since the last look: each is a
+ * figure past the int64 range (or a field that held no integer), no longer exact. Both
+ * connections apply: the committer's (read here only between commits) and the main one
+ * (journal replays). */
+static void ingest_check_saturated(struct ingest *in)
+{
+    uint64_t n = store_saturated(in->st) + store_saturated(in->cst);
+    if (n == in->stats.saturated)
+        return;
+    log_msg(LOG_ERR, "ingest",
+            "counters saturated at the int64 limit count=%" PRIu64 " total=%" PRIu64
+            ": those figures are no longer exact",
+            n - in->stats.saturated, n);
+    in->stats.saturated = n;
+}
+
 /* Reads one partition's stored state: heals its journal, loads meta and the orders
  * waiting for attribution. 0/-1. */
 static int ingest_load_part(struct ingest *in, struct part *p, char *err, size_t errlen)
@@ -289,6 +305,7 @@ static int ingest_load_part(struct ingest *in, struct part *p, char *err, size_t
     struct store_partition_meta m;
     if (store_partition_recover(in->st, p->topic, p->number, &m, err, errlen) < 0)
         return -1;
+    ingest_check_saturated(in); /* a journal replayed (the committer is joined here) */
     p->committed = m.off;
     p->seq = m.seq;
     p->next = m.off;
@@ -1065,6 +1082,7 @@ static void ingest_join(struct ingest *in)
     void *v;
     while (map_next(in->parts, &it, &k, &v))
         in->stats.cached += agg_part_cached(((struct part *)v)->agg);
+    ingest_check_saturated(in);
     if (j->rc < 0 && in->redis_ok)
         ingest_redis_failed(in, "commit", j->err);
     else if (j->rc < 0)

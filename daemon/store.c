@@ -16,6 +16,7 @@ struct store {
     char **known; /* store_set_partitions */
     size_t nknown;
     struct buf k1, k2, k3;
+    uint64_t saturated; /* counters csm_apply saturated (store_saturated) */
 };
 
 static const char *const store_state_names[STORE_STATE_COUNT] = {
@@ -167,17 +168,27 @@ static int store_check_group(void *ud, const struct delta_group *g)
     return 0;
 }
 
-static int store_exec_all(struct store *s, char *err, size_t errlen, const char *what)
+/* Runs the queue; -1 on the first error reply. applies: the queue is csm_apply calls,
+ * whose replies above 1 count saturated counters. */
+static int store_exec_all(struct store *s, char *err, size_t errlen, const char *what, bool applies)
 {
     redisReply **rep = NULL;
     size_t n = 0;
     if (rconn_exec(s->rc, &rep, &n, err, errlen) < 0)
         return -1;
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
+    for (size_t i = 0; i < n && rc == 0; i++) {
         rc = store_reply_error(rep[i], err, errlen, what);
+        if (rc == 0 && applies && rep[i]->type == REDIS_REPLY_INTEGER && rep[i]->integer > 1)
+            s->saturated += (uint64_t)(rep[i]->integer - 1);
+    }
     rconn_replies_free(rep, n);
     return rc;
+}
+
+uint64_t store_saturated(const struct store *s)
+{
+    return s->saturated;
 }
 
 int store_partition_recover(struct store *s, const char *topic, int32_t part,
@@ -214,7 +225,7 @@ int store_partition_recover(struct store *s, const char *topic, int32_t part,
                 snprintf(err, errlen, "malformed journal '%s'", journal);
                 goto out;
             }
-            if (store_exec_all(s, err, errlen, "replaying journal") < 0)
+            if (store_exec_all(s, err, errlen, "replaying journal", true) < 0)
                 goto out;
         }
         redisReply *d =
@@ -507,7 +518,7 @@ int store_commit_batches(struct store *s, const struct store_batch *b, size_t n,
             }
         }
     }
-    if (rconn_pending(s->rc) && store_exec_all(s, err, errlen, "apply") < 0) {
+    if (rconn_pending(s->rc) && store_exec_all(s, err, errlen, "apply", true) < 0) {
         rc = -1;
         goto out;
     }
@@ -517,7 +528,7 @@ int store_commit_batches(struct store *s, const struct store_batch *b, size_t n,
         store_meta_keys(s, b[i].topic, b[i].part);
         rconn_appendf(s->rc, "FCALL csm_done 2 %s %s %s", s->k1.data, s->k2.data, seqs[i]);
     }
-    if (rconn_pending(s->rc) && store_exec_all(s, err, errlen, "done") < 0)
+    if (rconn_pending(s->rc) && store_exec_all(s, err, errlen, "done", false) < 0)
         rc = -1;
 out:
     for (size_t i = 0; i < n; i++)

@@ -46,7 +46,9 @@ const char store_lua_library[] =
      * per partition, all of a merged call's partitions are set together.
      * Every op and the type of every key it touches are checked before the first write:
      * Redis does not roll a failed script back, so an error half-way would leave some ops
-     * applied with the fence unmoved, and the journal's replay would apply them twice. */
+     * applied with the fence unmoved, and the journal's replay would apply them twice
+     * (the one error a check cannot foresee, a counter leaving int64, saturates: incr).
+     * Returns 0 when already applied, else 1 + the number of counters saturated. */
     "local optype = {S = 'set', Z = 'zset', R = 'zset', T = 'zset', H = 'hash', C = 'hash',\n"
     "  M = 'hash'}\n"
     "local opwidth = {S = 1, R = 1, T = 1, Z = 2, H = 2, C = 2, M = 2}\n"
@@ -56,6 +58,21 @@ const char store_lua_library[] =
     "  local neg, d = string.match(s, '^(-?)(%d+)$')\n"
     "  if not d or #d > 19 then return false end\n"
     "  return #d < 19 or d <= (neg == '-' and '9223372036854775808' or '9223372036854775807')\n"
+    "end\n"
+    /* A counter that cannot take an increment (the sum would leave the int64 range, or the
+     * field holds no integer) must not fail the apply half-way (a failed apply is retried
+     * from its journal: the writes before the error would count again, forever). It is
+     * set to the int64 limit in the increment's direction (no integer: to the increment)
+     * and counted in the reply. */
+    "local function incr(k, f, v)\n"
+    "  local r = redis.pcall('HINCRBY', k, f, v)\n"
+    "  if type(r) == 'number' then return r, 0 end\n"
+    "  local to = v\n"
+    "  if string.find(r.err or '', 'overflow', 1, true) then\n"
+    "    to = string.sub(v, 1, 1) == '-' and '-9223372036854775808' or '9223372036854775807'\n"
+    "  end\n"
+    "  redis.call('HSET', k, f, to)\n"
+    "  return tonumber(to), 1\n"
     "end\n"
     "local function apply(keys, args)\n"
     "  local pids, first = {}, 3\n"
@@ -102,6 +119,7 @@ const char store_lua_library[] =
     "        t) end\n"
     "  end\n"
     "  i = first\n"
+    "  local saturated = 0\n"
     "  while i <= #args do\n"
     "    local op, k, n = args[i], keys[tonumber(args[i + 1]) + 1], tonumber(args[i + 2])\n"
     "    local s, e = i + 3, i + 2 + n * opwidth[op]\n"
@@ -111,17 +129,21 @@ const char store_lua_library[] =
     "    elseif op == 'H' then redis.call('HSET', k, unpack(args, s, e))\n"
     "    elseif op == 'T' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. args[s])\n"
     "    elseif op == 'C' then\n"
-    "      for j = s, e, 2 do redis.call('HINCRBY', k, args[j], args[j + 1]) end\n"
+    "      for j = s, e, 2 do\n"
+    "        local _, bad = incr(k, args[j], args[j + 1])\n"
+    "        saturated = saturated + bad\n"
+    "      end\n"
     "    else\n"
     "      for j = s, e, 2 do\n"
-    "        if redis.call('HINCRBY', k, args[j], args[j + 1]) <= 0 then\n"
-    "          redis.call('HDEL', k, args[j]) end\n"
+    "        local v, bad = incr(k, args[j], args[j + 1])\n"
+    "        saturated = saturated + bad\n"
+    "        if v <= 0 then redis.call('HDEL', k, args[j]) end\n"
     "      end\n"
     "    end\n"
     "    i = e + 1\n"
     "  end\n"
     "  for _, p in ipairs(pids) do redis.call('HSET', keys[1], p[1], p[2]) end\n"
-    "  return 1\n"
+    "  return 1 + saturated\n"
     "end\n"
     /* csm_wm: KEYS parts global close. ARGV now allow_wall K, K partition names that exist
      * (any owner's; those nobody has published yet count as busy at 0: a partition whose

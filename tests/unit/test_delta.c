@@ -150,6 +150,15 @@ static void test_counter_extremes(void **state)
     const char *want[] = {TA "|" TA ":c|C 1 2 big 9223372036854775807 small "
                              "-9223372036854775808;M 1 1 m -9223372036854775808;"};
     assert_groups(d, want, 1);
+    /* sums past the limits stay at them (no overflow) */
+    delta_incr(d, TA, ":c", "big", 1);
+    delta_incr(d, TA, ":c", "small", -1);
+    delta_mincr(d, TA, ":c", "m", INT64_MIN);
+    assert_groups(d, want, 1);
+    delta_incr(d, TA, ":c", "big", -7);
+    const char *less[] = {TA "|" TA ":c|C 1 2 big 9223372036854775800 small "
+                             "-9223372036854775808;M 1 1 m -9223372036854775808;"};
+    assert_groups(d, less, 1);
     delta_destroy(d);
 }
 

@@ -638,6 +638,27 @@ static void test_apply_failure_keeps_journal(void **state)
     delta_destroy(d);
 }
 
+/* Through store_commit: a saturated counter is counted (store_saturated), the batch is
+ * applied and done, and its replay is a no-op. */
+static void test_apply_saturates(void **state)
+{
+    struct env *e = *state;
+    char err[256] = "";
+    freeReplyObject(cmd("HSET %s %s %s", TEAM ":2026-08:c", "order_cents", "9223372036854775000"));
+    struct delta *d = delta_new();
+    sample_delta(d);
+    delta_incr(d, TEAM, ":2026-08:c", "order_cents", 1000);
+    struct store_batch b = sample_batch(d, -1, 10, 1);
+    assert_int_equal(store_saturated(e->st), 0);
+    assert_int_equal(store_commit(e->st, &b, err, sizeof(err)), 0);
+    assert_int_equal(store_saturated(e->st), 1);
+    assert_hget(TEAM ":2026-08:c", "order_cents", "9223372036854775807");
+    assert_int_equal(cmd_int("EXISTS %s", JOURNAL, NULL), 0);
+    assert_hget(META, "off", "10");
+    assert_hget(TEAM ":fence", "cs.chat:0", "1");
+    delta_destroy(d);
+}
+
 /* csm_apply directly: fences per (tag, partition), all-or-nothing validation of the op
  * list (delta.h: CODE KEY N items) and of the key types, variadic ops. */
 static void test_apply_fence_and_validation(void **state)
@@ -682,6 +703,14 @@ static void test_apply_fence_and_validation(void **state)
         {.args = "p:0 8 M 1 2 m -2 n -5", .ret = 1},
         /* variadic: several members, fields and counters per op */
         {.args = "p:0 9 S 2 3 b c b H 1 2 h1 v1 h2 v2 C 1 2 f 0 c2 -4", .ret = 1},
+        /* a counter leaving int64 saturates (reply 1 + how many) instead of failing the
+         * apply half-way; so does one holding no integer (set to the increment) */
+        {.args = "p:4 1 C 1 2 sat 9223372036854775800 sat 100", .ret = 2},
+        {.args = "p:4 2 C 1 1 sat -7", .ret = 1},
+        {.args = "p:4 3 C 1 2 low -9223372036854775808 low -1", .ret = 2},
+        {.args = "p:4 4 H 1 1 txt abc C 1 1 txt 4", .ret = 2},
+        {.args = "p:4 5 M 1 1 mm 5 M 1 1 mm 9223372036854775807 C 1 1 ok 1", .ret = 2},
+        {.args = "p:4 6 M 1 1 mm -9223372036854775807", .ret = 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char c[256];
@@ -710,6 +739,12 @@ static void test_apply_fence_and_validation(void **state)
     assert_hget("K1", "c2", "-4");
     assert_hget("F", "p:0", "9");
     assert_hget("F", "p:1", "1");
+    assert_hget("K1", "sat", "9223372036854775800");
+    assert_hget("K1", "low", "-9223372036854775808");
+    assert_hget("K1", "txt", "4");
+    assert_hget("K1", "mm", NULL); /* max + (-max) = 0: an M member at 0 goes */
+    assert_hget("K1", "ok", "1");
+    assert_hget("F", "p:4", "6");
     assert_int_equal(cmd_int("SCARD %s", "K2", NULL), 3); /* a b c */
     assert_int_equal(cmd_int("SISMEMBER %s %s", "K2", "z"), 0);
     /* T trims below its bound (exclusive); R and Z take several members */
@@ -1324,6 +1359,7 @@ int main(void)
         cmocka_unit_test_setup(test_recover_malformed_journal, per_test_setup),
         cmocka_unit_test_setup(test_apply_failure_keeps_journal, per_test_setup),
         cmocka_unit_test_setup(test_apply_fence_and_validation, per_test_setup),
+        cmocka_unit_test_setup(test_apply_saturates, per_test_setup),
         cmocka_unit_test_setup(test_commit_chunked, per_test_setup),
         cmocka_unit_test_setup(test_net_equals_in_order, per_test_setup),
         cmocka_unit_test_setup(test_watermark, per_test_setup),
