@@ -1,6 +1,7 @@
 /* consumer — see consumer.h. */
 #include "consumers/consumer.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <librdkafka/rdkafka_mock.h>
@@ -19,6 +20,10 @@ struct consumer {
     rd_kafka_topic_partition_list_t *pending; /* refused assignment, retried */
     int delivery_failures;
     uint64_t rebalances; /* bumped by every rebalance callback */
+    /* Wall ms of librdkafka's "all brokers down" (0: none since the last proof of life: a
+     * message, or a metadata answer to the probe consumer_poll sends once a second). */
+    int64_t down_since_ms;
+    int64_t next_probe_ms; /* monotonic */
 };
 
 static int consumer_set(rd_kafka_conf_t *conf, const char *k, const char *v, bool secret, char *err,
@@ -113,6 +118,52 @@ static void consumer_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         log_msg(LOG_ERR, "kafka", "delivery failed topic=%s: %s", rd_kafka_topic_name(m->rkt),
                 rd_kafka_err2str(m->err));
     }
+}
+
+/* librdkafka's client-wide errors, served by consumer_poll (the main queue is forwarded to
+ * the consumer's); librdkafka logs each one itself (its "ERROR" lines). "All brokers down"
+ * makes the daemon not ready until a broker answers again. */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)reason;
+    struct consumer *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && c->down_since_ms == 0) {
+        log_msg(LOG_ERR, "kafka", "every broker down brokers=%s: not ready until one answers",
+                c->brokers);
+        c->down_since_ms = clock_wall_ms();
+        c->next_probe_ms = clock_mono_ms() + 1000;
+    }
+}
+
+/* A broker answered: the "all brokers down" state is over. */
+static void consumer_alive(struct consumer *c)
+{
+    if (c->down_since_ms == 0)
+        return;
+    log_msg(LOG_NOTICE, "kafka", "brokers reachable again after %.1f s",
+            (double)(clock_wall_ms() - c->down_since_ms) / 1000.0);
+    c->down_since_ms = 0;
+}
+
+/* While every broker is down, asks one for metadata (200 ms at most) once a second: an
+ * idle consumer gets no message to prove the brokers are back. Through the producer's
+ * connections: on the consumer's, the request queues behind a long-polling Fetch. */
+static void consumer_probe(struct consumer *c)
+{
+    if (c->down_since_ms == 0 || clock_mono_ms() < c->next_probe_ms)
+        return;
+    c->next_probe_ms = clock_mono_ms() + 1000;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(c->prod, 0, NULL, &md, 200) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        consumer_alive(c);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+}
+
+int64_t consumer_brokers_down_since(const struct consumer *c)
+{
+    return c->down_since_ms;
 }
 
 static void consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -221,6 +272,7 @@ struct consumer *consumer_new(const struct consumer_opts *o, char *err, size_t e
     if (!have_qmin && consumer_set(conf, "queued.min.messages", "1000000", false, err, errlen) < 0)
         goto fail_conf;
     rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance);
+    rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
     rd_kafka_conf_set_opaque(conf, c);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
     if (!c->rk) {
@@ -318,6 +370,10 @@ size_t consumer_poll(struct consumer *c, rd_kafka_message_t **msgs, size_t max, 
         }
         msgs[n++] = m;
     }
+    if (n > 0)
+        consumer_alive(c);
+    else
+        consumer_probe(c);
     rd_kafka_poll(c->prod, 0);
     return n;
 }

@@ -48,6 +48,9 @@ bool consumer_assignment_pending(const struct consumer *c);
 void consumer_retry_assignment(struct consumer *c);
 /* Rebalance callbacks seen (assignments, revocations, errors); 0 until the group is joined. */
 uint64_t consumer_rebalances(const struct consumer *c);
+/* Wall ms since librdkafka found every broker down, or 0 once a broker answered again (a
+ * message, or the metadata probe consumer_poll sends once a second meanwhile). */
+int64_t consumer_brokers_down_since(const struct consumer *c);
 
 /* Produces to topic with key; returns 0/-1. consumer_flush waits for delivery of
  * everything produced; -1 when any delivery failed since the last flush. */

@@ -111,7 +111,8 @@ static int reload(struct csm_config *cfg, const char *path, struct ingest *in, s
 
 /* Why the daemon is not ready ("" when it is): the body of a 503 /readyz and the STATUS
  * line until READY=1. Ready is: Redis connected and the partition state loaded, the Kafka
- * group joined (an assignment received, possibly empty), rules loaded. */
+ * group joined (an assignment received, possibly empty) and not every broker down since,
+ * rules loaded. */
 static void daemon_not_ready(struct ingest *in, const struct rules_run *rr,
                              const struct csm_config *cfg, char *why, size_t n)
 {
@@ -126,6 +127,10 @@ static void daemon_not_ready(struct ingest *in, const struct rules_run *rr,
         snprintf(why, n, "kafka partition assignment waiting for the state in redis");
     else if (!ingest_ready(in))
         snprintf(why, n, "partition state not loaded from redis (redis=%s)", rconn_describe(rc));
+    else if (consumer_brokers_down_since(kc) != 0)
+        snprintf(why, n, "kafka brokers all down for %.0f s (brokers %s)",
+                 (double)(clock_wall_ms() - consumer_brokers_down_since(kc)) / 1000.0,
+                 cfg->kafka_brokers);
     else if (consumer_rebalances(kc) == 0)
         snprintf(why, n, "no kafka partition assignment yet (group '%s', brokers %s)",
                  cfg->kafka_group_id, cfg->kafka_brokers);

@@ -5,8 +5,9 @@
 # and type, the duplicate, no dead letters, zero lag, the batch histogram; the August close
 # of plan 2 (periods closed, alerts equal to the cs.alerts topic); reload counters;
 # /healthz 503 while the main loop is stuck in a round trip to a frozen (SIGSTOP) Redis
-# while /metrics still answers; /readyz 503 after Redis dies; a second daemon on the same
-# port exits 1 with a clear error.
+# while /metrics still answers; /readyz 503 while the only broker is down, 200 once it is
+# back; /readyz 503 after Redis dies; a second daemon on the same port exits 1 with a clear
+# error.
 . "$(dirname "$0")/lib.sh"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
@@ -17,7 +18,7 @@ body() { tr -d '\r' <"$WORK/body"; }
 metric() { get /metrics >/dev/null; awk -v n="$1 " 'index($0, n) == 1 { print $NF }' "$WORK/body"; }
 msum() { get /metrics >/dev/null; awk -v n="$1" 'index($0, n) == 1 { s += $NF } END { print s + 0 }' "$WORK/body"; }
 
-start_kafka
+start_kafka --control "$WORK/ctl"
 cp "$ROOT/rules/examples/plan2.yaml" "$WORK/rules/"
 write_config "$WORK/c.yaml" http "unix://$WORK/r.sock" <<EOF2
 timezone: Asia/Shanghai
@@ -135,6 +136,20 @@ i=0; while [ "$(metric 'csmetrics_reloads_total{result="failed"}')" != 1 ] && [ 
     [ "$(metric csmetrics_config_last_reload_successful)" = 0 ] &&
     ok "reloads: ok 1, failed 1, last reload unsuccessful" || fail "reload counters: $(grep reload "$WORK/body" | grep -v '^#')"
 rm "$WORK/rules/broken.yaml"
+
+# ---- the only broker down: /readyz 503 with the reason, 200 again once it is back
+echo "broker-down 1" >"$WORK/ctl"
+i=0; while [ "$(get /readyz)" != 503 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+c=$(get /readyz); why=$(body)
+[ "$c" = 503 ] && echo "$why" | grep -q "^not ready: kafka brokers all down for [0-9]* s (brokers $BROKERS)\$" &&
+    [ "$(metric csmetrics_ready)" = 0 ] && ok "/readyz 503 with every broker down: $why" ||
+    fail "/readyz with the broker down: $c '$why'"
+sleep 3 # the probe sees the broker down a few times first
+echo "broker-up 1" >"$WORK/ctl"
+i=0; while [ "$(get /readyz)" != 200 ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
+[ "$(get /readyz)" = 200 ] && grep -q 'brokers reachable again after' "$WORK/d.log" &&
+    ok "/readyz 200 again once the broker answers: $(grep -o 'brokers reachable again.*' "$WORK/d.log" | tail -1)" ||
+    fail "/readyz after the broker came back: $(get /readyz) '$(body)'"
 
 # ---- a frozen Redis: the main loop blocks in a round trip (5 s timeout), /healthz says so
 RPID=$(redis-cli -s "$WORK/r.sock" info server | tr -d '\r' | sed -n 's/^process_id://p')
