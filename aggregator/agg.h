@@ -18,6 +18,8 @@
 #include "common/map.h"
 #include "consumers/event.h"
 
+#define AGG_CLOSES_MAX 16
+
 struct agg_conf {
     const char *prefix;                   /* key prefix, borrowed */
     bool kinds[PERIOD_KIND_COUNT];        /* maintained period kinds */
@@ -32,7 +34,27 @@ struct agg_conf {
      * decides the same; agg_part_sweep deletes such records from the store. */
     int64_t conv_retention_ms;
     int64_t order_retention_ms;
+    /* The closes of each kind's periods: the distinct latenesses of the rule files of that
+     * kind, ascending (a period closes for a rule at end + its lateness). For leases
+     * (agg_ctx.lease_ms). A kind no rule file uses has none. */
+    int64_t closes[PERIOD_KIND_COUNT][AGG_CLOSES_MAX];
+    size_t nclose[PERIOD_KIND_COUNT];
 };
+
+/* Adds lateness to conf's closes of kind k (kept distinct and ascending); beyond
+ * AGG_CLOSES_MAX distinct values the largest ones are dropped (their closes are then not
+ * leased). */
+void agg_conf_add_close(struct agg_conf *conf, enum period_kind k, int64_t lateness_ms);
+/* The first close of p after `after` (end + the smallest lateness of p's kind that passes
+ * it), or 0 when none is ahead. */
+int64_t agg_first_close(const struct agg_conf *conf, const struct period *p, int64_t after);
+
+/* *lease = the earlier of *lease and t, where 0 means none (for either). */
+static inline void agg_lease_min(int64_t *lease, int64_t t)
+{
+    if (t > 0 && (*lease == 0 || t < *lease))
+        *lease = t;
+}
 
 /* The state of one input partition this instance owns. */
 struct agg_part;
@@ -60,6 +82,10 @@ struct agg_ctx {
     /* Optional, owned by the caller: the (owner, period) pairs already registered in d,
      * so the registry writes are made once per batch. Clear it when d is reset. */
     struct map *registered;
+    /* Out: lowered (agg_lease_min) to the first close after wm_ms of every period a call
+     * writes (agg_first_close); 0 (none) to start. The daemon keeps every close below the
+     * leases of what is not committed yet, so no close passes a write judged before it. */
+    int64_t lease_ms;
     /* Internal: the last period computed per kind (zero-initialise). */
     struct period pcache[PERIOD_KIND_COUNT];
     bool pcached[PERIOD_KIND_COUNT];

@@ -54,7 +54,13 @@ struct part {
     int64_t attributed_ms; /* orders: global watermark its orders are attributed up to; -1 others */
     int64_t attributing_ms; /* the global watermark of the attribution pass being committed */
     uint64_t sweep_cursor;  /* HSCAN cursor of the garbage collection of its state records */
-    bool fresh;             /* no message read since its assignment or a seek */
+    /* Leases (agg_ctx.lease_ms; 0 none): the first close of the periods written by the batch
+     * being built, and by the one with the committer. Published with the watermark. */
+    int64_t lease_next, lease_inflight;
+    /* The watermark last published for it as busy (0: published idle, or not yet): the
+     * close cannot pass it until the next publication, so a lease above it can wait. */
+    int64_t pub_bound;
+    bool fresh; /* no message read since its assignment or a seek */
     bool touched;
 };
 
@@ -201,12 +207,15 @@ void ingest_set_rules(struct ingest *in, const struct rule_set *rules)
     for (int k = 0; k < PERIOD_KIND_COUNT; k++) {
         in->aconf.kinds[k] = cfg->periods[k];
         in->aconf.accept_ms[k] = cfg->lateness_ms;
+        in->aconf.nclose[k] = 0;
     }
     for (size_t i = 0; rules && i < rules->n; i++) {
         const struct rule *r = rules->rules[i];
         in->aconf.kinds[r->period] = true;
         if (r->has_lateness && r->lateness_ms > in->aconf.accept_ms[r->period])
             in->aconf.accept_ms[r->period] = r->lateness_ms;
+        agg_conf_add_close(&in->aconf, r->period,
+                           r->has_lateness ? r->lateness_ms : cfg->lateness_ms);
     }
 }
 
@@ -311,6 +320,7 @@ static int ingest_load_part(struct ingest *in, struct part *p, char *err, size_t
     p->next = m.off;
     p->wm_ms = m.wm_ms; /* what was committed; a crash may have kept it from csm_wm */
     p->wm_committed_ms = m.wm_ms;
+    p->lease_next = p->lease_inflight = p->pub_bound = 0; /* batches in flight are dropped */
     agg_part_destroy(p->agg);
     p->agg = agg_part_new(p->kind, p->topic, p->number);
     if (p->kind == TOPIC_ORDERS) {
@@ -666,10 +676,14 @@ static int ingest_watermark(struct ingest *in, char *err, size_t errlen)
         int64_t pos = p->committed < 0 ? 0 : p->committed;
         bool caught_up = hi >= 0 && pos >= hi;
         bool idle = caught_up && now - p->last_delivery_ms >= in->cfg->idle_timeout_ms;
+        int64_t lease = p->lease_inflight;
+        agg_lease_min(&lease, p->lease_next);
         wp[i++] = (struct store_wm_part){.name = p->name,
                                          .wm_ms = p->wm_committed_ms,
                                          .idle_until_ms = idle ? now + 5000 : 0,
-                                         .attributed_ms = p->attributed_ms};
+                                         .attributed_ms = p->attributed_ms,
+                                         .lease_ms = lease};
+        p->pub_bound = idle ? 0 : p->wm_committed_ms;
     }
     int64_t g = in->stats.global_wm_ms, cl = in->stats.close_wm_ms;
     int rc = store_wm(in->st, now, in->cfg->idle_timeout_ms > 0, i, wp, &g, &cl, err, errlen);
@@ -714,6 +728,7 @@ static int ingest_attribute(struct ingest *in, struct part *p, char *err, size_t
         free(agents[i]);
         free(ids[i]);
     }
+    agg_lease_min(&p->lease_next, c.lease_ms);
     p->touched = true;
     free(shops);
     free(custs);
@@ -1002,6 +1017,7 @@ static void ingest_commit_start(struct ingest *in)
         if (!p->touched) {
             if (p->kind == TOPIC_ORDERS)
                 p->attributed_ms = p->attributing_ms; /* nothing was due */
+            p->lease_next = 0;                        /* nothing on its way */
             continue;
         }
         p->touched = false;
@@ -1010,9 +1026,12 @@ static void ingest_commit_start(struct ingest *in)
             ingest_release_commit(pc);
             if (p->kind == TOPIC_ORDERS)
                 p->attributed_ms = p->attributing_ms;
+            p->lease_next = 0;
             continue;
         }
         agg_part_clean(p->agg);
+        p->lease_inflight = p->lease_next; /* the previous batch was joined */
+        p->lease_next = 0;
         pc->attributing_ms = p->attributing_ms;
         pc->delta = p->delta;
         pc->registered = p->registered;
@@ -1072,6 +1091,7 @@ static void ingest_join(struct ingest *in)
             in->stats.evicted += agg_part_trim(p->agg, ingest_cache_share(in));
         }
         map_clear(pc->registered);
+        p->lease_inflight = 0; /* committed, or dropped: either way no longer in flight */
         p->spare = pc->delta;
         p->spare_registered = pc->registered;
         ingest_release_commit(pc);
@@ -1174,8 +1194,10 @@ static void ingest_process(struct ingest *in, size_t n)
             continue;
         c.d = p->delta;
         c.registered = p->registered;
+        c.lease_ms = 0;
         struct agg_result res;
         agg_event(&c, p->agg, &evs[i], m->offset, m->payload, m->len, &res);
+        agg_lease_min(&p->lease_next, c.lease_ms);
         if (evs[i].ts_ms > p->wm_ms)
             p->wm_ms = evs[i].ts_ms;
         in->stats.events++;
@@ -1224,6 +1246,43 @@ static void ingest_retention(struct ingest *in)
                 in->retention.periods_deleted - before, wm - keep);
 }
 
+/* Before a batch goes to the committer: no close may pass a write judged before it while
+ * the write is on its way. Each partition's lease (the first close of the periods it
+ * writes) keeps the close watermark below it once published; until then the close cannot
+ * pass the watermark last published for the partition as busy. A lease at or below that
+ * one is published now (csm_wm), and if the close has meanwhile reached it, a close may
+ * have missed this batch: it is re-read and judged again. 0, or -1 on a Redis failure. */
+static int ingest_lease(struct ingest *in, char *err, size_t errlen)
+{
+    int64_t need = 0;
+    bool publish = false;
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (map_next(in->parts, &it, &k, &v)) {
+        struct part *p = v;
+        if (p->lease_next == 0)
+            continue;
+        agg_lease_min(&need, p->lease_next);
+        if (p->pub_bound == 0 || p->lease_next <= p->pub_bound)
+            publish = true;
+    }
+    if (!publish)
+        return 0;
+    if (ingest_watermark(in, err, errlen) < 0)
+        return -1;
+    in->stats.leases++;
+    if (in->stats.close_wm_ms >= need) {
+        in->stats.lease_conflicts++;
+        log_msg(LOG_WARN, "ingest",
+                "a close reached this batch's periods while it was judged close_wm=%" PRId64
+                " first_close=%" PRId64 "; re-reading it",
+                in->stats.close_wm_ms, need);
+        in->resync = true;
+    }
+    return 0;
+}
+
 /* Joins the previous batch's commit, then: attribution, orphans, dead-letter flush, and
  * this batch's commit handed to the committer. read_wm: publish and read the watermark
  * first (a tick without messages; otherwise ingest_process did). */
@@ -1257,6 +1316,7 @@ static void ingest_finish(struct ingest *in, bool tick, bool read_wm)
                                 .registered = p->registered};
             struct dead_ctx dc = {.in = in, .p = p};
             agg_part_expire(&c, p->agg, ingest_dead_cb, &dc);
+            agg_lease_min(&p->lease_next, c.lease_ms);
             p->touched = true;
         }
     }
@@ -1264,6 +1324,12 @@ static void ingest_finish(struct ingest *in, bool tick, bool read_wm)
         ingest_redis_failed(in, "sweeping state records", err);
         return;
     }
+    if (ingest_lease(in, err, sizeof(err)) < 0) {
+        ingest_redis_failed(in, "publishing leases", err);
+        return;
+    }
+    if (in->resync)
+        return;
     /* Dead letters must be in Kafka before the offsets that produced them move on. */
     if (consumer_flush(in->kc, 30000) < 0) {
         log_msg(LOG_ERR, "ingest", "dead-letter delivery failed; batch not committed, re-reading");

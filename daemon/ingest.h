@@ -33,6 +33,8 @@ struct ingest_stats {
     uint64_t offset_resets;   /* times Kafka's retention had passed a stored offset */
     uint64_t lost_messages;   /* messages deleted by Kafka before they were read */
     uint64_t saturated;       /* counters Redis held at the int64 limit (store_saturated) */
+    uint64_t leases;          /* batches whose lease was published before their commit */
+    uint64_t lease_conflicts; /* of those, re-read because a close had reached them */
     int64_t global_wm_ms;     /* min over partitions (metrics.md "Closing a period") */
     int64_t close_wm_ms;      /* global, held back until orders below it are attributed:
                                  periods accept events and close by this one */

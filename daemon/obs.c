@@ -24,7 +24,7 @@ struct obs {
         *redis_errors, *redis_up, *redis_rtt, *ready, *partitions, *lag, *part_wm, *global_wm,
         *close_wm, *rule_eval, *alerts, *closes, *last_close_ts, *snapshots, *rule_errors,
         *rule_files, *reloads, *reload_ok, *am_alerts, *am_posts, *am_queued, *swept, *evicted,
-        *cached, *periods_deleted, *offset_resets, *lost, *saturated;
+        *cached, *periods_deleted, *offset_resets, *lost, *saturated, *leases, *lease_conflicts;
     struct consumer *kc; /* for obs_partition */
     int64_t lag_total;   /* of the last sync */
     size_t nparts;
@@ -124,6 +124,13 @@ static void obs_init(struct obs *o, const struct csm_config *cfg)
         "Times Kafka's retention had passed a partition's stored offset (events lost)", NULL, S);
     o->lost = metrics_register(m, C, "csmetrics_kafka_lost_messages_total",
                                "Messages Kafka deleted before csmetrics read them", NULL, S);
+    o->leases = metrics_register(
+        m, C, "csmetrics_leases_total",
+        "Batches that published their lease (the first close they write) before their commit", NULL,
+        S);
+    o->lease_conflicts = metrics_register(
+        m, C, "csmetrics_lease_conflicts_total",
+        "Batches re-read because a close reached their periods while they were judged", NULL, S);
     o->saturated = metrics_register(
         m, C, "csmetrics_counters_saturated_total",
         "Counters Redis held at the int64 limit instead of overflowing (figures not exact)", NULL,
@@ -257,6 +264,8 @@ void obs_sync(struct obs *o, struct ingest *in, const struct rules_run *rr, stru
     metrics_set(o->offset_resets, NULL, (double)s->offset_resets);
     metrics_set(o->lost, NULL, (double)s->lost_messages);
     metrics_set(o->saturated, NULL, (double)s->saturated);
+    metrics_set(o->leases, NULL, (double)s->leases);
+    metrics_set(o->lease_conflicts, NULL, (double)s->lease_conflicts);
     metrics_set(o->redis_up, NULL, rconn_connected(ingest_rconn(in)) ? 1 : 0);
     struct metrics_hist rtt;
     ingest_redis_latency(in, &rtt);

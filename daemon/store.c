@@ -575,7 +575,7 @@ int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
     struct argv a = {0};
     char now[24];
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
-    char(*nums)[3][24] = xcalloc(n + 1, sizeof(*nums));
+    char(*nums)[4][24] = xcalloc(n + 1, sizeof(*nums));
     argv_pushs(&a, "FCALL");
     argv_pushs(&a, "csm_wm");
     argv_pushs(&a, "3");
@@ -593,10 +593,10 @@ int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
         snprintf(nums[i][0], 24, "%" PRId64, parts[i].wm_ms);
         snprintf(nums[i][1], 24, "%" PRId64, parts[i].idle_until_ms);
         snprintf(nums[i][2], 24, "%" PRId64, parts[i].attributed_ms);
+        snprintf(nums[i][3], 24, "%" PRId64, parts[i].lease_ms > 0 ? parts[i].lease_ms : 0);
         argv_pushs(&a, parts[i].name);
-        argv_pushs(&a, nums[i][0]);
-        argv_pushs(&a, nums[i][1]);
-        argv_pushs(&a, nums[i][2]);
+        for (int f = 0; f < 4; f++)
+            argv_pushs(&a, nums[i][f]);
     }
     store_append(s, &a);
     argv_release(&a);

@@ -124,6 +124,9 @@ struct store_wm_part {
     int64_t wm_ms;
     int64_t idle_until_ms; /* > now: idle, excluded */
     int64_t attributed_ms; /* orders partitions: global watermark attributed up to; else -1 */
+    /* > 0: the earliest close (end + a rule's lateness) of the periods that this partition's
+     * uncommitted batches write; the close watermark stays below it. 0: none. */
+    int64_t lease_ms;
 };
 
 /* The input partitions that exist ("topic:partition"), whoever owns them: store_wm
@@ -132,7 +135,7 @@ struct store_wm_part {
 void store_set_partitions(struct store *s, size_t n, const char *const *names);
 
 /* Updates partition watermarks and returns the global one and the close watermark (the
- * global one held back by orders not attributed yet). 0/-1. */
+ * global one held back by orders not attributed yet, and kept below every lease). 0/-1. */
 int store_wm(struct store *s, int64_t now_ms, bool allow_wall, size_t n,
              const struct store_wm_part *parts, int64_t *global_ms, int64_t *close_ms, char *err,
              size_t errlen);

@@ -148,35 +148,40 @@ const char store_lua_library[] =
     /* csm_wm: KEYS parts global close. ARGV now allow_wall K, K partition names that exist
      * (any owner's; those nobody has published yet count as busy at 0: a partition whose
      * owner died before its first publication must not let periods close unread), then
-     * quads (partition wm idle_until attributed). A partition is idle while idle_until >
-     * now. Global = min over busy partitions; all idle: now when allow_wall is 1, else the
-     * largest partition watermark. Close = min(global, every orders partition's `attributed`: the
-     * global watermark up to which it has attributed its orders; -1 for other topics), so a period
-     * never closes before the orders it holds are attributed. Neither moves backwards. Returns
-     * {global, close}. */
+     * quints (partition wm idle_until attributed lease). A partition is idle while
+     * idle_until > now. Global = min over busy partitions; all idle: now when allow_wall is
+     * 1, else the largest partition watermark. Close = min(global, every orders partition's
+     * `attributed`: the global watermark up to which it has attributed its orders; -1 for
+     * other topics), so a period never closes before the orders it holds are attributed;
+     * and below every partition's `lease` (0: none): the earliest close of a period its
+     * owner's uncommitted batches write, so that no close passes writes judged before it
+     * and still on their way. Neither moves backwards. Returns {global, close}. */
     "local function wm(keys, args)\n"
     "  local now = tonumber(args[1])\n"
     "  local nk = tonumber(args[3])\n"
-    "  for i = 4 + nk, #args, 4 do\n"
+    "  for i = 4 + nk, #args, 5 do\n"
     "    local cur = redis.call('HGET', keys[1], args[i])\n"
     "    local w = tonumber(args[i + 1])\n"
     "    if cur then\n"
     "      local cw = tonumber(string.match(cur, '^(-?%d+)'))\n"
     "      if cw > w then w = cw end\n"
     "    end\n"
-    "    redis.call('HSET', keys[1], args[i], string.format('%d %d %d', w, tonumber(args[i + 2]),\n"
-    "      tonumber(args[i + 3])))\n"
+    "    redis.call('HSET', keys[1], args[i], string.format('%d %d %d %d', w,\n"
+    "      tonumber(args[i + 2]), tonumber(args[i + 3]), tonumber(args[i + 4])))\n"
     "  end\n"
     "  local g = tonumber(redis.call('GET', keys[2]) or '0')\n"
     "  local cl = tonumber(redis.call('GET', keys[3]) or '0')\n"
     "  local all = redis.call('HGETALL', keys[1])\n"
-    "  local min, max, busy, amin = nil, 0, false, nil\n"
+    "  local min, max, busy, amin, lmin = nil, 0, false, nil, nil\n"
     "  local seen = {}\n"
     "  for i = 2, #all, 2 do\n"
     "    seen[all[i - 1]] = true\n"
-    "    local w, idle, att = string.match(all[i], '^(-?%d+) (-?%d+) (-?%d+)$')\n"
+    /* entries written before leases have three numbers */
+    "    local w, idle, att, lease = string.match(all[i], '^(-?%d+) (-?%d+) (-?%d+) ?(-?%d*)$')\n"
     "    if w then\n"
     "      w = tonumber(w); idle = tonumber(idle); att = tonumber(att)\n"
+    "      lease = tonumber(lease) or 0\n"
+    "      if lease > 0 and (lmin == nil or lease < lmin) then lmin = lease end\n"
     "      if w > max then max = w end\n"
     "      if idle <= now then\n"
     "        busy = true\n"
@@ -199,6 +204,7 @@ const char store_lua_library[] =
     "  if c > g then g = c; redis.call('SET', keys[2], string.format('%d', g)) end\n"
     "  local k = g\n"
     "  if amin ~= nil and amin < k then k = amin end\n"
+    "  if lmin ~= nil and lmin - 1 < k then k = lmin - 1 end\n"
     "  if k > cl then cl = k; redis.call('SET', keys[3], string.format('%d', cl)) end\n"
     "  return {g, cl}\n"
     "end\n"

@@ -551,7 +551,71 @@ static void test_wait_across_close(void **state)
     fx_release(&f);
 }
 
-/* ---- orders ---- */
+/* Leases: the closes of each kind kept distinct and ascending, the first one after a
+ * watermark, and the earliest of them over the periods an event writes. */
+static void test_leases(void **state)
+{
+    (void)state;
+    struct agg_conf conf = conf_day_month;
+    agg_conf_add_close(&conf, PERIOD_DAY, H(1));
+    agg_conf_add_close(&conf, PERIOD_DAY, MIN(10));
+    agg_conf_add_close(&conf, PERIOD_DAY, H(1));
+    agg_conf_add_close(&conf, PERIOD_MONTH, H(24));
+    assert_int_equal(conf.nclose[PERIOD_DAY], 2);
+    assert_int_equal(conf.closes[PERIOD_DAY][0], MIN(10));
+    assert_int_equal(conf.closes[PERIOD_DAY][1], H(1));
+    assert_int_equal(conf.nclose[PERIOD_WEEK], 0);
+    struct agg_conf many = conf_month;
+    for (int i = AGG_CLOSES_MAX + 1; i >= 1; i--) /* one too many: the largest goes */
+        agg_conf_add_close(&many, PERIOD_MONTH, MIN(i));
+    assert_int_equal(many.nclose[PERIOD_MONTH], AGG_CLOSES_MAX);
+    assert_int_equal(many.closes[PERIOD_MONTH][0], MIN(1));
+    assert_int_equal(many.closes[PERIOD_MONTH][AGG_CLOSES_MAX - 1], MIN(AGG_CLOSES_MAX));
+
+    struct period d10;
+    assert_int_equal(period_of(PERIOD_DAY, AUG10 + H(5), &d10), 0);
+    assert_int_equal(agg_first_close(&conf, &d10, AUG10 + H(5)), AUG11 + MIN(10));
+    assert_int_equal(agg_first_close(&conf, &d10, AUG11 + MIN(10)), AUG11 + H(1));
+    assert_int_equal(agg_first_close(&conf, &d10, AUG11 + H(1)), 0);
+    struct period w;
+    assert_int_equal(period_of(PERIOD_WEEK, AUG10, &w), 0);
+    assert_int_equal(agg_first_close(&conf, &w, 0), 0); /* no rule file of that kind */
+
+    int64_t l = 0;
+    agg_lease_min(&l, 0);
+    assert_int_equal(l, 0);
+    agg_lease_min(&l, 500);
+    agg_lease_min(&l, 0);
+    agg_lease_min(&l, 700);
+    assert_int_equal(l, 500);
+
+    struct fx f;
+    fx_init(&f, &conf, TOPIC_CHAT, AUG10);
+    msg(&f, "cv1", "x1", "c1", "in", AUG10 + H(23));
+    assert_int_equal(f.c.lease_ms, AUG11 + MIN(10)); /* day 08-10's first close */
+    /* a straggler of 08-10 once its first close passed: its second one */
+    f.c.wm_ms = AUG11 + MIN(30);
+    f.c.lease_ms = 0;
+    msg(&f, "cv2", "x1", "c2", "in", AUG10 + H(23) + MIN(1));
+    assert_false(f.res.late);
+    assert_int_equal(f.c.lease_ms, AUG11 + H(1));
+    /* 08-10 no longer accepts: the wait the out ends counts in the month of its start
+     * only, and the out writes nothing of its own day: the month's close */
+    f.c.wm_ms = AUG11 + H(2);
+    f.c.lease_ms = 0;
+    msg(&f, "cv1", "x1", "c1", "out", AUG11 + H(2));
+    assert_int_equal(ctr(f.c.d, AG1, ":2026-08:c", "wait_n"), 1);
+    assert_int_equal(f.c.lease_ms, SEP1 + H(24));
+    /* a late event writes nothing and leases nothing */
+    f.c.wm_ms = SEP1 + H(25);
+    f.c.lease_ms = 0;
+    msg(&f, "cv3", "x1", "c3", "in", AUG10 + H(1));
+    assert_true(f.res.late);
+    assert_int_equal(f.c.lease_ms, 0);
+    fx_release(&f);
+}
+
+/* ---- orders ---- */ /* ---- orders ---- */
 
 static void order_ev(struct fx *f, const char *type, const char *order, int64_t ts,
                      const char *extra)
@@ -1719,6 +1783,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_in_message),
+        cmocka_unit_test(test_leases),
         cmocka_unit_test(test_contact_trim_follows_watermark),
         cmocka_unit_test(test_out_message),
         cmocka_unit_test(test_wait_answered),

@@ -1018,7 +1018,7 @@ static void test_watermark(void **state)
             fail_msg("step %zu: global %" PRId64 " close %" PRId64 ", want %" PRId64, i, g, cl,
                      steps[i].want);
     }
-    assert_hget("csm:{wm}:parts", "cs.chat:0", "800 0 -1");
+    assert_hget("csm:{wm}:parts", "cs.chat:0", "800 0 -1 0");
     redisReply *r = cmd("GET %s", "csm:{wm}:global");
     assert_string_equal(r->str, "1000000");
     freeReplyObject(r);
@@ -1060,6 +1060,31 @@ static void test_watermark(void **state)
     assert_int_equal(g, 500);
     assert_int_equal(cl, 500);
     store_set_partitions(e->st, 0, NULL);
+
+    /* leases: the close stays below every partition's lease (the global does not), and
+     * moves on once the lease is gone; an entry of three numbers (before leases) has none */
+    freeReplyObject(cmd("FLUSHALL"));
+    struct store_wm_part l[] = {P("cs.chat:0", 500, 0), P("cs.chat:1", 700, 0)};
+    l[1].lease_ms = 450;
+    assert_int_equal(store_wm(e->st, now, false, 2, l, &g, &cl, err, sizeof(err)), 0);
+    assert_int_equal(g, 500);
+    assert_int_equal(cl, 449);
+    assert_hget("csm:{wm}:parts", "cs.chat:1", "700 0 -1 450");
+    l[0].wm_ms = 800;
+    assert_int_equal(store_wm(e->st, now, false, 1, l, &g, &cl, err, sizeof(err)), 0);
+    assert_int_equal(g, 700);
+    assert_int_equal(cl, 449); /* cs.chat:1's lease still published */
+    l[1].lease_ms = 0;
+    assert_int_equal(store_wm(e->st, now, false, 2, l, &g, &cl, err, sizeof(err)), 0);
+    assert_int_equal(cl, 700);
+    l[1].lease_ms = 600; /* below the close already: never backwards */
+    assert_int_equal(store_wm(e->st, now, false, 2, l, &g, &cl, err, sizeof(err)), 0);
+    assert_int_equal(cl, 700);
+    freeReplyObject(cmd("HSET %s %s %s", "csm:{wm}:parts", "cs.chat:1", "900 0 -1"));
+    l[0].wm_ms = 1000;
+    assert_int_equal(store_wm(e->st, now, false, 1, l, &g, &cl, err, sizeof(err)), 0);
+    assert_int_equal(g, 900);
+    assert_int_equal(cl, 900);
 #undef P
 }
 
