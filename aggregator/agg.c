@@ -412,9 +412,38 @@ static int64_t agg_wm_seen(const struct agg_ctx *c, int64_t wm_seen)
     return wm_seen == INT64_MIN || wm_seen > c->wm_ms ? c->wm_ms : wm_seen;
 }
 
+void agg_conf_add_close(struct agg_conf *conf, enum period_kind k, int64_t lateness_ms)
+{
+    int64_t *v = conf->closes[k];
+    size_t n = conf->nclose[k], i = 0;
+    while (i < n && v[i] < lateness_ms)
+        i++;
+    if (i < n && v[i] == lateness_ms)
+        return;
+    if (n == AGG_CLOSES_MAX) {
+        if (i == n)
+            return;
+        n--; /* the largest goes */
+    }
+    memmove(v + i + 1, v + i, (n - i) * sizeof(*v));
+    v[i] = lateness_ms;
+    conf->nclose[k] = n + 1;
+}
+
+int64_t agg_first_close(const struct agg_conf *conf, const struct period *p, int64_t after)
+{
+    for (size_t i = 0; i < conf->nclose[p->kind]; i++)
+        if (p->end_ms + conf->closes[p->kind][i] > after)
+            return p->end_ms + conf->closes[p->kind][i];
+    return 0;
+}
+
+/* Every write of a period starts here (the registry of the owner's periods, once per
+ * batch): the period's first close ahead is the call's lease (agg_ctx.lease_ms). */
 static void agg_register(struct agg_ctx *c, const struct owner *o, const struct period *p,
                          const char *shop, const char *agent)
 {
+    agg_lease_min(&c->lease_ms, agg_first_close(c->conf, p, c->wm_ms));
     if (c->registered) {
         char stack[512];
         size_t ll = strlen(p->label), n = o->tag.len + 1 + ll + 1;
@@ -453,36 +482,9 @@ static void agg_register(struct agg_ctx *c, const struct owner *o, const struct 
 enum wop { W_INCR, W_MINCR, W_SADD, W_ZADD, W_ZREM, W_HSET };
 
 /* One write to the owner and its team for period p: suffix ":LABEL:name". */
-void agg_conf_add_close(struct agg_conf *conf, enum period_kind k, int64_t lateness_ms)
-{
-    int64_t *v = conf->closes[k];
-    size_t n = conf->nclose[k], i = 0;
-    while (i < n && v[i] < lateness_ms)
-        i++;
-    if (i < n && v[i] == lateness_ms)
-        return;
-    if (n == AGG_CLOSES_MAX) {
-        if (i == n)
-            return;
-        n--; /* the largest goes */
-    }
-    memmove(v + i + 1, v + i, (n - i) * sizeof(*v));
-    v[i] = lateness_ms;
-    conf->nclose[k] = n + 1;
-}
-
-int64_t agg_first_close(const struct agg_conf *conf, const struct period *p, int64_t after)
-{
-    for (size_t i = 0; i < conf->nclose[p->kind]; i++)
-        if (p->end_ms + conf->closes[p->kind][i] > after)
-            return p->end_ms + conf->closes[p->kind][i];
-    return 0;
-}
-
 static void agg_write(struct agg_ctx *c, const struct owner *o, const struct period *p, enum wop op,
                       const char *name, const char *field, int64_t n, const char *value)
 {
-    agg_lease_min(&c->lease_ms, agg_first_close(c->conf, p, c->wm_ms));
     char suffix[64]; /* ":LABEL:name": labels are under PERIOD_LABEL_MAX, names short */
     size_t ll = strlen(p->label), nl = strlen(name);
     assert(ll + nl + 3 <= sizeof(suffix));
@@ -922,7 +924,6 @@ static void agg_reviews(struct agg_ctx *c, struct agg_part *p, const struct even
         return;
     }
     agg_register(c, &o, pp, ev->shop_id, ev->agent_id);
-    agg_lease_min(&c->lease_ms, agg_first_close(c->conf, pp, c->wm_ms));
     char suffix[64];
     if (ev->type == EV_REVIEW) {
         char field[256], v[40];
