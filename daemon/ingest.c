@@ -428,44 +428,39 @@ static void ingest_known_partitions(struct ingest *in)
     in->partitions_warned = false;
 }
 
-/* Publishes the partitions being given up as busy (at their committed watermark, without
- * a lease): an idle mark of ours must not outlive our ownership, or the global watermark
- * could pass what the next owner has not read yet (a rebalance is under way; metrics.md:
- * such a partition is never idle). The next owner publishes them again. */
-static void ingest_publish_revoked(struct ingest *in, const rd_kafka_topic_partition_list_t *parts)
+/* Gives partitions up. They are first published busy (at their committed watermark,
+ * without a lease): an idle mark of ours must not outlive our ownership, or the global
+ * watermark could pass what the next owner has not read yet (a rebalance is under way;
+ * metrics.md: such a partition is never idle). The next owner publishes them again; with
+ * Redis away the marks expire after 5 s. */
+static void ingest_on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts)
 {
-    if (!in->redis_ok)
-        return; /* the marks expire after 5 s */
+    struct ingest *in = ud;
+    ingest_join(in); /* the commit in flight may be of these partitions */
+    struct part **gone = xcalloc((size_t)parts->cnt + 1, sizeof(*gone));
     struct store_wm_part *wp = xcalloc((size_t)parts->cnt + 1, sizeof(*wp));
     size_t n = 0;
     for (int i = 0; i < parts->cnt; i++) {
         char name[300];
         snprintf(name, sizeof(name), "%s:%d", parts->elems[i].topic,
                  (int)parts->elems[i].partition);
-        struct part *p = map_get(in->parts, name);
-        if (p)
-            wp[n++] = (struct store_wm_part){
-                .name = p->name, .wm_ms = p->wm_committed_ms, .attributed_ms = p->attributed_ms};
+        struct part *p = map_del(in->parts, name);
+        if (!p)
+            continue;
+        gone[n] = p;
+        wp[n++] = (struct store_wm_part){
+            .name = p->name, .wm_ms = p->wm_committed_ms, .attributed_ms = p->attributed_ms};
     }
     char err[512];
     int64_t g = in->stats.global_wm_ms, cl = in->stats.close_wm_ms;
-    if (n > 0 && store_wm(in->st, clock_wall_ms(), in->cfg->idle_timeout_ms > 0, n, wp, &g, &cl,
-                          err, sizeof(err)) < 0)
+    if (n > 0 && in->redis_ok &&
+        store_wm(in->st, clock_wall_ms(), in->cfg->idle_timeout_ms > 0, n, wp, &g, &cl, err,
+                 sizeof(err)) < 0)
         log_msg(LOG_WARN, "ingest", "cannot mark revoked partitions busy: %s", err);
+    for (size_t i = 0; i < n; i++)
+        part_free(gone[i]);
+    free(gone);
     free(wp);
-}
-
-static void ingest_on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts)
-{
-    struct ingest *in = ud;
-    ingest_join(in); /* the commit in flight may be of these partitions */
-    ingest_publish_revoked(in, parts);
-    for (int i = 0; i < parts->cnt; i++) {
-        char name[300];
-        snprintf(name, sizeof(name), "%s:%d", parts->elems[i].topic,
-                 (int)parts->elems[i].partition);
-        part_free(map_del(in->parts, name));
-    }
 }
 
 int ingest_start(struct ingest *in, char *err, size_t errlen)
@@ -1045,7 +1040,6 @@ static void ingest_commit_start(struct ingest *in)
         if (!p->touched) {
             if (p->kind == TOPIC_ORDERS)
                 p->attributed_ms = p->attributing_ms; /* nothing was due */
-            p->lease_next = 0;                        /* nothing on its way */
             continue;
         }
         p->touched = false;
@@ -1054,7 +1048,6 @@ static void ingest_commit_start(struct ingest *in)
             ingest_release_commit(pc);
             if (p->kind == TOPIC_ORDERS)
                 p->attributed_ms = p->attributing_ms;
-            p->lease_next = 0;
             continue;
         }
         agg_part_clean(p->agg);
