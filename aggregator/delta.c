@@ -110,11 +110,11 @@ static void slots_free(struct slots *s)
     *s = (struct slots){0};
 }
 
-/* The slot of name, created empty when new (its name copied into the arena). */
 /* Slots up to this many are found by a scan: most keys hold a few (counters of one
  * owner and period), and a map each cost more than it saved. */
 #define SLOTS_SCAN 8
 
+/* The slot of name, created empty when new (its name copied into the arena). */
 static size_t slots_get(struct chunk **arena, struct slots *s, const char *name, bool *created)
 {
     if (!s->idx) {

@@ -38,11 +38,11 @@ struct store_partition_meta {
 int store_partition_recover(struct store *s, const char *topic, int32_t part,
                             struct store_partition_meta *m, char *err, size_t errlen);
 
-/* Claims event ids for dedup_window (ttl_ms); dup[i] = true for a duplicate. 0/-1. */
 /* Counters csm_apply saturated at the int64 limit so far (a sum that would overflow, or a
  * field holding no integer): each one is a figure that is no longer exact. */
 uint64_t store_saturated(const struct store *s);
 
+/* Claims event ids for dedup_window (ttl_ms); dup[i] = true for a duplicate. 0/-1. */
 int store_dedup(struct store *s, size_t n, const char *const *ids, const char *const *claims,
                 int64_t ttl_ms, bool *dup, char *err, size_t errlen);
 
